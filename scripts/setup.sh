@@ -14,6 +14,11 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     echo "joulesim setup: installing the CPU build of torch 2.13.0"
     pip install torch==2.13.0
 fi
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "joulesim setup: installing Fashion-MNIST (Debian package dataset-fashion-mnist)"
+    { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; } >/dev/null 2>&1 \
+        || echo "joulesim setup: could not install dataset-fashion-mnist (--data fashion-mnist will say so)"
+fi
 echo "joulesim setup: installing joulesim and its dependencies"
 pip install -e ".[dev]"
 .venv/bin/python -c "import simulator, torch, numba; print('joulesim setup: ok (torch', torch.__version__, ', numba', numba.__version__ + ')')"

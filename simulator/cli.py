@@ -106,6 +106,73 @@ def gemm(m, k, n, hw_path, dataflow, rows, cols, operands, zero_fraction, seed, 
     print_gemm(res)
 
 
+@cli.command()
+@click.argument("model")
+@click.option("--hw", "hw_path", required=True, type=click.Path(dir_okay=False),
+              help="Hardware config YAML, e.g. hw_configs/edge_npu_16x16_int8.yaml.")
+@click.option("--input-shape", default=None,
+              help="Input tensor shape with batch, e.g. 1,3,224,224 (default: the model's own).")
+@click.option("--data", type=click.Choice(["fashion-mnist"]), default=None,
+              help="Feed real test images instead of random inputs (needs the Debian package "
+                   "dataset-fashion-mnist, or --data-dir).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder with the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist).")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Batch size (overrides the first dimension of the input shape; default 1).")
+@click.option("--exact", "mode", flag_value="exact", default=True, help="Count every toggle (default).")
+@click.option("--sample-error", type=float, default=None,
+              help="Sampled mode: relative error target of each GEMM's toggle counts (e.g. 0.01).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random inputs and sampling.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write layers.csv, unmodeled.csv, summary.json and energy_breakdown.png here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def simulate(model, hw_path, input_shape, data, data_dir, batch, mode, sample_error, seed,
+             out_dir, as_json):
+    """Simulate one forward pass of MODEL on an accelerator: energy per layer and
+    component (µJ per inference), cycles, stalls, utilization, DRAM traffic.
+
+    MODEL is a built-in name (fashion_cnn, resnet18, mobilenet_v2, bert_block),
+    path/to/file.py:factory, or a TorchScript file."""
+    try:
+        import torch
+
+        from simulator.config import load_config
+        from simulator.models import load_model, make_inputs, parse_shape
+        from simulator.network import simulate as simulate_network
+
+        cfg = load_config(hw_path)
+        net, default_shape = load_model(model)
+        if data == "fashion-mnist":
+            from simulator.datasets import load_fashion_mnist
+
+            x, _ = load_fashion_mnist("test", data_dir, limit=batch or 1)
+        else:
+            shape = parse_shape(input_shape) if input_shape else default_shape
+            if shape is None:
+                raise JoulesimError(f"{model}: no default input shape; give --input-shape")
+            if batch:
+                shape = (batch,) + tuple(shape[1:])
+            x = make_inputs(shape, seed=seed)
+        torch.manual_seed(seed)
+        report = simulate_network(net, x, cfg, sample_error=sample_error, seed=seed,
+                                  progress=not as_json)
+        written = []
+        if out_dir:
+            from simulator.report import write_network_report
+
+            written = write_network_report(report, out_dir)
+    except JoulesimError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(report.total, default=float))
+        return
+    from simulator.report import print_network
+
+    print_network(report)
+    for p in written:
+        click.echo(f"wrote {p}")
+
+
 def main():
     cli(prog_name="joulesim")
 

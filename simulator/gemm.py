@@ -123,8 +123,9 @@ def _held(first, last, inner, nonempty):
 def _ws_stationary(plan: WSPlan):
     """Stationary-register toggles per fold: one write per PE per fold."""
     F, R, C = plan.wbits.shape
-    w = plan.wbits.reshape(F, R * C).astype(np.uint64)
-    return _held(w, w, np.zeros(w.shape, np.int64), np.ones(w.shape, bool))
+    w = plan.wbits.reshape(F, R * C)
+    prev = np.concatenate([np.zeros((1, R * C), w.dtype), w[:-1]])
+    return np.bitwise_count(w ^ prev).sum(axis=1, dtype=np.int64)
 
 
 def _ws_contributions(plan: WSPlan, A: Operand, fmt, acc_bits, gating, cols):

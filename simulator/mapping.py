@@ -134,6 +134,8 @@ def plan_ws(A: Operand, B: Operand, rows: int, cols: int, nm=None,
             zero_skipping: bool = False) -> WSPlan:
     """Weight-stationary plan: n-fold major, k-fold minor. A streams (M, K),
     B is stationary (K, N)."""
+    if nm is None and not zero_skipping:
+        return _plan_ws_dense(A, B, rows, cols)
     M, K = A.values.shape
     N = B.values.shape[1]
     R, C = rows, cols
@@ -207,6 +209,41 @@ def plan_ws(A: Operand, B: Operand, rows: int, cols: int, nm=None,
                   np.array(wvals, B.values.dtype).reshape(F, R, C),
                   np.array(dense_flags, bool).reshape(F), ptr, steps.astype(np.int32), cnt,
                   np.array(strata, np.int64))
+
+
+def _plan_ws_dense(A: Operand, B: Operand, R: int, C: int) -> WSPlan:
+    """The same plan as `plan_ws` without sparsity features, built with array
+    operations instead of a loop over folds (every fold streams all M rows)."""
+    M, K = A.values.shape
+    N = B.values.shape[1]
+    fk, fn = -(-K // R), -(-N // C)
+    F = fk * fn
+    k_idx = (np.arange(fk)[:, None] * R + np.arange(R)[None, :])           # (fk, R)
+    n_idx = (np.arange(fn)[:, None] * C + np.arange(C)[None, :])           # (fn, C)
+    k_ok, n_ok = k_idx < K, n_idx < N
+    # fold f = nf * fk + kf (n-fold major, k-fold minor)
+    ksel = np.where(k_ok[None, :, :, None] & n_ok[:, None, None, :],
+                    k_idx[None, :, :, None], -1).reshape(F, R, C).astype(np.int32)
+    carried = np.where(k_ok, k_idx, -1)[None].repeat(fn, axis=0).reshape(F, R, 1).astype(np.int32)
+    lane = np.where(ksel >= 0, 0, -1).astype(np.int32)
+    bpad_bits = np.zeros((fk * R, fn * C), B.bits.dtype)
+    bpad_bits[:K, :N] = B.bits
+    bpad_val = np.zeros((fk * R, fn * C), B.values.dtype)
+    bpad_val[:K, :N] = B.values
+    wbits = bpad_bits.reshape(fk, R, fn, C).transpose(2, 0, 1, 3).reshape(F, R, C)
+    wval = bpad_val.reshape(fk, R, fn, C).transpose(2, 0, 1, 3).reshape(F, R, C)
+    cnt = Counts(macs_total=M * K * N, folds=F, folds_planned=F,
+                 cycles=F * (2 * R + C + M - 2),
+                 sram_reads_filter=K * N,
+                 sram_reads_ifmap=M * K * fn,
+                 sram_writes_ofmap=M * N * fk,
+                 sram_reads_psum=M * N * (fk - 1),
+                 macs_issued=M * K * N)
+    ptr = np.arange(F + 1, dtype=np.int64) * M
+    steps = np.tile(np.arange(M, dtype=np.int32), F)
+    stratum = np.tile(2 * np.arange(fk), fn)
+    return WSPlan(ksel, lane, carried, np.ascontiguousarray(wbits), np.ascontiguousarray(wval),
+                  np.ones(F, bool), ptr, steps, cnt, stratum)
 
 
 def plan_os(A: Operand, B: Operand, rows: int, cols: int, nm=None,
