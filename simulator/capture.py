@@ -45,6 +45,7 @@ FREE_OPS = {
     "rand", "empty", "new_zeros", "new_ones", "new_empty", "item", "tolist", "__format__",
     "__repr__", "__bool__", "__eq__", "eq", "ne", "__ne__", "__setitem__", "copy_",
     "flip", "roll", "repeat", "pad", "__hash__", "_has_compatible_shallow_copy_type",
+    "unflatten", "movedim", "moveaxis", "swapaxes", "view_as", "reshape_as", "mT", "T",
 }
 MAC_OPS = {"conv2d", "linear", "matmul", "bmm", "scaled_dot_product_attention", "__matmul__"}
 
