@@ -93,16 +93,45 @@ def _gemm_with_memory(g, cfg, cfg_key, sample_error, seed, ifmap_on_chip):
     return res, mem, False
 
 
+class Workload:
+    """A model's captured forward pass, ready to be simulated on many configs:
+    the real tensors are captured once, and lowered (quantized, im2col) once
+    per operand format on first use."""
+
+    def __init__(self, model, inputs):
+        self.capture = capture(model, inputs)
+        first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+        self.batch = int(first.shape[0]) if getattr(first, "dim", lambda: 0)() > 0 else 1
+        self._lowered = {}
+
+    def gemms(self, op, fmt):
+        key = (op.seq, fmt)
+        if key not in self._lowered:
+            self._lowered[key] = lower(op, fmt)
+        return self._lowered[key]
+
+    def __getstate__(self):   # ship the capture to worker processes, not the lowered copies
+        state = dict(self.__dict__)
+        state["_lowered"] = {}
+        return state
+
+
 def simulate(model, inputs, hw, *, sample_error: float | None = None, seed: int = 0,
              progress: bool = False) -> Report:
     """Simulate one forward pass of `model` on `inputs` (a batch) on `hw`.
     Energies per inference divide by the batch size."""
+    return simulate_workload(Workload(model, inputs), hw, sample_error=sample_error, seed=seed,
+                             progress=progress)
+
+
+def simulate_workload(work: Workload, hw, *, sample_error: float | None = None, seed: int = 0,
+                      progress: bool = False) -> Report:
+    """Simulate a captured `Workload` on `hw` (see `simulate`)."""
     cfg = _resolve_hw(hw)
     cfg_key = _config_key(cfg)
     prices = resolve_prices(cfg)
-    cap = capture(model, inputs)
-    first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
-    batch = int(first.shape[0]) if getattr(first, "dim", lambda: 0)() > 0 else 1
+    cap = work.capture
+    batch = work.batch
     fmt = cfg.array.operand_format
     R, C = cfg.array.rows, cfg.array.cols
     freq = prices.frequency_hz
@@ -117,7 +146,8 @@ def simulate(model, inputs, hw, *, sample_error: float | None = None, seed: int 
             if bar:
                 bar.update(task, description=f"{op.name[:40]:40s}")
             if hasattr(op, "macs"):
-                row = _mac_layer(op, cfg, cfg_key, fmt, sample_error, seed, prev_on_chip, R, C)
+                row = _mac_layer(op, work.gemms(op, fmt), cfg, cfg_key, sample_error, seed,
+                                 prev_on_chip, R, C)
                 prev_on_chip = row["output_on_chip"]
             else:
                 cycles = math.ceil(op.ops / cfg.vector_unit.lanes)
@@ -164,8 +194,7 @@ _COLUMNS = ["layer", "kind", "gemm_shape", "macs", "cycles", "stall_cycles", "la
                                                "cached"]
 
 
-def _mac_layer(op, cfg, cfg_key, fmt, sample_error, seed, prev_on_chip, R, C):
-    gemms = lower(op, fmt)
+def _mac_layer(op, gemms, cfg, cfg_key, sample_error, seed, prev_on_chip, R, C):
     acc = dict(cycles=0, stall=0, latency=0, mac=0.0, reg=0.0, sram=0.0, dram=0.0, dram_bytes=0,
                issued=0)
     on_chip, cached = True, True
