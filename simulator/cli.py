@@ -173,6 +173,167 @@ def simulate(model, hw_path, input_shape, data, data_dir, batch, mode, sample_er
         click.echo(f"wrote {p}")
 
 
+class _ManyValuesCommand(click.Command):
+    """A command whose options in `many_values` take several values after one flag, as in
+    `--hw a.yaml b.yaml`: the arguments are rewritten to `--hw a.yaml --hw b.yaml` before
+    click parses them. Values run until the next option (or `--`); so MODEL comes first."""
+
+    many_values: tuple = ()
+
+    def parse_args(self, ctx, args):
+        out, current, i = [], None, 0
+        while i < len(args):
+            tok = args[i]
+            if tok == "--":
+                out += args[i:]
+                break
+            if tok.startswith("-") and len(tok) > 1:
+                name = tok.split("=", 1)[0]
+                current = name if name in self.many_values else None
+                out.append(tok)
+                if current and "=" not in tok and i + 1 < len(args):
+                    out.append(args[i + 1])
+                    i += 1
+            elif current is not None:
+                out += [current, tok]
+            else:
+                out.append(tok)
+            i += 1
+        return super().parse_args(ctx, out)
+
+
+class _CompareCommand(_ManyValuesCommand):
+    many_values = ("--hw", "--pruned-for")
+
+
+class _SweepCommand(_ManyValuesCommand):
+    many_values = ("--grid",)
+
+
+def _model_and_inputs(model, input_shape, batch, seed):
+    """(module, inputs) for MODEL with --input-shape / --batch, as `simulate` builds them."""
+    from simulator.models import load_model, make_inputs, parse_shape
+
+    net, default_shape = load_model(model)
+    shape = parse_shape(input_shape) if input_shape else default_shape
+    if shape is None:
+        raise JoulesimError(f"{model}: no default input shape; give --input-shape")
+    if batch:
+        shape = (batch,) + tuple(shape[1:])
+    return net, make_inputs(shape, seed=seed)
+
+
+@cli.command(cls=_CompareCommand)
+@click.argument("model")
+@click.option("--hw", "hw_paths", required=True, multiple=True, metavar="YAML [YAML ...]",
+              help="Hardware configs to compare (one row each), e.g. --hw hw_configs/a.yaml "
+                   "hw_configs/b.yaml; a bare name is looked up in hw_configs/.")
+@click.option("--pruned-for", "pruned_dirs", multiple=True, metavar="DIR [DIR ...]",
+              help="Directories holding model.pt, a whole nn.Module saved with torch.save "
+                   "(`joulesim prune` writes such a directory per config it prunes for). Each "
+                   "pruned model is evaluated on every --hw config too: the cross matrix.")
+@click.option("--input-shape", default=None,
+              help="Input tensor shape with batch, e.g. 1,3,224,224 (default: the model's own).")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Batch size (overrides the first dimension of the input shape; default 1).")
+@click.option("--sample-error", type=float, default=None,
+              help="Sampled mode: relative error target of each GEMM's toggle counts, as a "
+                   "fraction (0.05 = 5%); default: exact.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random inputs and sampling.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write compare.csv, compare_energy.png (stacked bars), compare_latency.png and "
+                   "compare.html (self-contained page) here; compare_matrix.csv with --pruned-for.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON (one object per row).")
+def compare(model, hw_paths, pruned_dirs, input_shape, batch, sample_error, seed, out_dir, as_json):
+    """Compare accelerators on MODEL: one row per config with energy per inference by
+    component (µJ: MAC, registers, SRAM, DRAM, vector, leakage, total), latency (cycles, µs),
+    energy-delay product (µJ·µs), utilization (% of PE-cycles), DRAM traffic (bytes per
+    inference) and inferences per joule.
+
+    MODEL is a built-in name (fashion_cnn, resnet18, mobilenet_v2, bert_block),
+    path/to/file.py:factory, or a TorchScript file; it comes before the options."""
+    try:
+        from simulator.comparison import compare as compare_designs
+
+        net, x = _model_and_inputs(model, input_shape, batch, seed)
+        result = compare_designs(net, list(hw_paths), inputs=x, pruned_for=list(pruned_dirs),
+                                 sample_error=sample_error, seed=seed, out_dir=out_dir,
+                                 progress=not as_json, label=model)
+    except JoulesimError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(result.table.to_json(orient="records"))
+        return
+    from simulator.comparison import print_comparison
+
+    print_comparison(result)
+    for p in result.files:
+        click.echo(f"wrote {p}")
+
+
+@cli.command(cls=_SweepCommand)
+@click.argument("model")
+@click.option("--base", "base_path", required=True, type=click.Path(dir_okay=False),
+              help="The config every grid point starts from, e.g. hw_configs/edge_npu_16x16_int8.yaml.")
+@click.option("--grid", "grid_items", required=True, multiple=True, metavar="KEY=V1,V2,... [...]",
+              help="Values to sweep, per dotted config key, e.g. --grid array.rows=8,16,32 "
+                   "memory.sram.ifmap.size_kib=64,256 memory.dram.kind=lpddr4,hbm2 (units as in "
+                   "the config: KiB, MHz, GB/s, ...). Every combination is a point. Values are "
+                   "YAML (8, 0.5, true, null).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: the CPUs available to this process).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: a process pool on this machine; dask: Dask distributed (a local cluster "
+                   "of --jobs workers, or --scheduler).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="With --executor dask: address of a running Dask scheduler, e.g. "
+                   "tcp://10.0.0.5:8786 (default: start a local cluster).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write sweep.parquet and sweep.csv (one row per point), pareto.png, "
+                   "sweep_points.jsonl (finished points, as they finish) and sweep_meta.json here.")
+@click.option("--resume", is_flag=True,
+              help="Keep the points already in --out (table or finished-points file) and compute "
+                   "only the missing ones.")
+@click.option("--input-shape", default=None,
+              help="Input tensor shape with batch, e.g. 1,3,224,224 (default: the model's own).")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Batch size (overrides the first dimension of the input shape; default 1).")
+@click.option("--sample-error", type=float, default=None,
+              help="Sampled mode: relative error target of each GEMM's toggle counts, as a "
+                   "fraction (0.05 = 5%); default: exact.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random inputs and sampling.")
+def sweep(model, base_path, grid_items, jobs, executor, scheduler, out_dir, resume, input_shape,
+          batch, sample_error, seed):
+    """Sweep a grid of config changes on MODEL: every point's energy per inference by
+    component (µJ), latency (cycles, µs), EDP (µJ·µs), utilization and DRAM traffic, one row
+    per point, with the energy-latency Pareto front marked (column pareto) and plotted. Area
+    is not modeled (the configs give none): the table's area_mm2 column is empty.
+
+    Every grid point is checked before anything runs: an unknown key or a value the config
+    schema rejects is one error (exit code 2). MODEL is a built-in name, path/to/file.py:factory
+    or a TorchScript file; it comes before the options."""
+    try:
+        from simulator.config import load_config
+        from simulator.exploration import parse_grid, points_of, print_sweep
+        from simulator.exploration import sweep as run_sweep
+
+        if scheduler and executor != "dask":
+            raise JoulesimError("--scheduler needs --executor dask")
+        if resume and not out_dir:
+            raise JoulesimError("--resume needs --out DIR (the sweep to resume)")
+        base = load_config(base_path)
+        points_of(grid_items, base)  # grid errors before the model is loaded
+        net, x = _model_and_inputs(model, input_shape, batch, seed)
+        result = run_sweep(net, base, parse_grid(grid_items, base), inputs=x, jobs=jobs,
+                           executor=executor, scheduler=scheduler, out_dir=out_dir, resume=resume,
+                           sample_error=sample_error, seed=seed, progress=True, label=model)
+    except JoulesimError as exc:
+        _fail(str(exc))
+    print_sweep(result, out_dir=out_dir)
+    for p in result.files:
+        click.echo(f"wrote {p}")
+
+
 def main():
     cli(prog_name="joulesim")
 
