@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from simulator.errors import JoulesimError

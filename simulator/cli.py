@@ -60,6 +60,27 @@ def _load_operands(spec: str, m, k, n, fmt: str, seed: int, zero_fraction: float
     return A, B
 
 
+_WORKLOAD_OPTIONS = [
+    click.option("--input-shape", default=None,
+                 help="Input tensor shape with batch, e.g. 1,3,224,224 (default: the model's own)."),
+    click.option("--batch", type=click.IntRange(min=1), default=None,
+                 help="Batch size (overrides the first dimension of the input shape; default 1)."),
+    click.option("--sample-error", type=float, default=None,
+                 help="Sampled mode: relative error target of each GEMM's toggle counts, as a "
+                      "fraction (0.05 = 5%); default: exact."),
+    click.option("--seed", type=int, default=0, show_default=True,
+                 help="Seed for random inputs and sampling."),
+]
+
+
+def _workload_options(f):
+    """The options that say which inputs a model runs on, shared by simulate,
+    compare and sweep."""
+    for option in reversed(_WORKLOAD_OPTIONS):
+        f = option(f)
+    return f
+
+
 @cli.command()
 @click.option("--m", type=click.IntRange(min=1), help="Rows of A (output pixels x batch).")
 @click.option("--k", type=click.IntRange(min=1), help="Reduction dimension (columns of A, rows of B).")
@@ -110,19 +131,13 @@ def gemm(m, k, n, hw_path, dataflow, rows, cols, operands, zero_fraction, seed, 
 @click.argument("model")
 @click.option("--hw", "hw_path", required=True, type=click.Path(dir_okay=False),
               help="Hardware config YAML, e.g. hw_configs/edge_npu_16x16_int8.yaml.")
-@click.option("--input-shape", default=None,
-              help="Input tensor shape with batch, e.g. 1,3,224,224 (default: the model's own).")
+@_workload_options
 @click.option("--data", type=click.Choice(["fashion-mnist"]), default=None,
               help="Feed real test images instead of random inputs (needs the Debian package "
                    "dataset-fashion-mnist, or --data-dir).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder with the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist).")
-@click.option("--batch", type=click.IntRange(min=1), default=None,
-              help="Batch size (overrides the first dimension of the input shape; default 1).")
 @click.option("--exact", "mode", flag_value="exact", default=True, help="Count every toggle (default).")
-@click.option("--sample-error", type=float, default=None,
-              help="Sampled mode: relative error target of each GEMM's toggle counts (e.g. 0.01).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random inputs and sampling.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write layers.csv, unmodeled.csv, summary.json and energy_breakdown.png here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
@@ -232,14 +247,7 @@ def _model_and_inputs(model, input_shape, batch, seed):
               help="Directories holding model.pt, a whole nn.Module saved with torch.save "
                    "(`joulesim prune` writes such a directory per config it prunes for). Each "
                    "pruned model is evaluated on every --hw config too: the cross matrix.")
-@click.option("--input-shape", default=None,
-              help="Input tensor shape with batch, e.g. 1,3,224,224 (default: the model's own).")
-@click.option("--batch", type=click.IntRange(min=1), default=None,
-              help="Batch size (overrides the first dimension of the input shape; default 1).")
-@click.option("--sample-error", type=float, default=None,
-              help="Sampled mode: relative error target of each GEMM's toggle counts, as a "
-                   "fraction (0.05 = 5%); default: exact.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random inputs and sampling.")
+@_workload_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write compare.csv, compare_energy.png (stacked bars), compare_latency.png and "
                    "compare.html (self-contained page) here; compare_matrix.csv with --pruned-for.")
@@ -294,14 +302,7 @@ def compare(model, hw_paths, pruned_dirs, input_shape, batch, sample_error, seed
 @click.option("--resume", is_flag=True,
               help="Keep the points already in --out (table or finished-points file) and compute "
                    "only the missing ones.")
-@click.option("--input-shape", default=None,
-              help="Input tensor shape with batch, e.g. 1,3,224,224 (default: the model's own).")
-@click.option("--batch", type=click.IntRange(min=1), default=None,
-              help="Batch size (overrides the first dimension of the input shape; default 1).")
-@click.option("--sample-error", type=float, default=None,
-              help="Sampled mode: relative error target of each GEMM's toggle counts, as a "
-                   "fraction (0.05 = 5%); default: exact.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random inputs and sampling.")
+@_workload_options
 def sweep(model, base_path, grid_items, jobs, executor, scheduler, out_dir, resume, input_shape,
           batch, sample_error, seed):
     """Sweep a grid of config changes on MODEL: every point's energy per inference by

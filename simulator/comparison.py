@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.errors import JoulesimError
+from simulator.report import progress_bar
 
 __all__ = ["COMPONENTS", "COMPONENT_COLUMNS", "METRIC_COLUMNS", "Comparison", "compare",
            "design_metrics", "load_pruned_model", "resolve_workload", "write_comparison",
@@ -229,7 +230,7 @@ def compare(model, configs: Iterable, *, inputs=None, pruned_for: Iterable = (),
 
     rows, reports = [], {}
     total = len(models) * len(cfgs)
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("comparing", total=total) if bar else None
         for mlabel, w in models:
             for clabel, cfg in zip(cfg_labels, cfgs):
@@ -246,21 +247,6 @@ def compare(model, configs: Iterable, *, inputs=None, pruned_for: Iterable = (),
     return result
 
 
-class _NoBar:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _progress(enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description:50s}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), transient=True)
 
 
 # ----------------------------------------------------------------- output

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from simulator.report import progress_bar
 from simulator.comparison import METRIC_COLUMNS, design_metrics, resolve_workload, workload_fingerprint
 from simulator.errors import JoulesimError
 
@@ -457,7 +458,7 @@ def sweep(model, base, grid, *, inputs=None, jobs: int | None = None, executor: 
             runner = _run_local(work, todo, jobs, sample_error, seed)
         else:
             runner = _run_dask(work, todo, jobs, scheduler, sample_error, seed)
-        with _progress(progress and bool(todo)) as bar:
+        with progress_bar(progress and bool(todo), eta=True) as bar:
             task = (bar.add_task(f"sweep ({executor}, {jobs} job{'s' if jobs > 1 else ''})",
                                  total=len(todo)) if bar else None)
             for row in runner:
@@ -568,24 +569,6 @@ def _plot_pareto(result: SweepResult, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
-
-
-class _NoBar:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _progress(enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
 
 
 def points_of(items: Iterable[str], base) -> list[SweepPoint]:

@@ -224,7 +224,7 @@ def _prefix(s, t: GemmTraffic, p: _Plan, tm, tk, tn) -> dict:
     ``macs``, ``outputs`` (output tiles finished). Broadcasts over ``s`` and over tile sizes, so the
     tiling search and the DES step boundaries share one formula and no per-step array is ever built.
     """
-    mt, kt, nt = -(-t.m // tm), -(-t.k // tk), -(-t.n // tn)
+    kt, nt = -(-t.k // tk), -(-t.n // tn)
     mi, rest = np.divmod(s, nt * kt)
     ni, ki = np.divmod(rest, kt)
     sm, sn = _tile_size(t.m, tm, mi), _tile_size(t.n, tn, ni)

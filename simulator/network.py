@@ -27,11 +27,11 @@ import pandas as pd
 
 from simulator.capture import capture
 from simulator.config import HardwareConfig, resolve_prices
-from simulator.errors import JoulesimError
 from simulator.formats import OPERAND_BITS
 from simulator.gemm import _resolve_hw, simulate_gemm
 from simulator.lowering import lower
 from simulator.memory import GemmTraffic, simulate_memory
+from simulator.report import progress_bar
 
 CACHE_SIZE = 8192
 _cache: "OrderedDict[tuple, tuple]" = OrderedDict()
@@ -138,7 +138,7 @@ def simulate_workload(work: Workload, hw, *, sample_error: float | None = None, 
     leak_pj_per_cycle = prices.leakage_w / freq * 1e12
     rows = []
     ops = sorted(cap.mac_ops + cap.vector_ops, key=lambda o: o.seq)
-    progress_ctx = _progress(progress, len(ops))
+    progress_ctx = progress_bar(progress)
     prev_on_chip = False
     with progress_ctx as bar:
         task = bar.add_task("simulating layers", total=len(ops)) if bar else None
@@ -222,20 +222,3 @@ def _mac_layer(op, gemms, cfg, cfg_key, sample_error, seed, prev_on_chip, R, C):
                 energy_sram_uj=acc["sram"] / 1e6, energy_dram_uj=acc["dram"] / 1e6,
                 energy_vector_uj=0.0, dram_bytes=acc["dram_bytes"], output_on_chip=on_chip,
                 cached=cached)
-
-
-class _NoProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _progress(enabled: bool, total: int):
-    if not enabled:
-        return _NoProgress()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), transient=True)

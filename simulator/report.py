@@ -13,6 +13,27 @@ def _console(width: int = 110) -> Console:
     return probe if probe.is_terminal else Console(width=width)
 
 
+class _NoBar:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def progress_bar(enabled: bool, eta: bool = False):
+    """A transient rich progress bar (a context giving the Progress), or a
+    context giving None when disabled (JSON output, library calls)."""
+    if not enabled:
+        return _NoBar()
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    extra = (TimeRemainingColumn(),) if eta else ()
+    return Progress(TextColumn("{task.description:50s}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), *extra, transient=True)
+
+
 def _si(v: float) -> str:
     for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(v) >= div:
