@@ -152,22 +152,14 @@ def simulate(model, hw_path, input_shape, data, data_dir, batch, mode, sample_er
         import torch
 
         from simulator.config import load_config
-        from simulator.models import load_model, make_inputs, parse_shape
         from simulator.network import simulate as simulate_network
 
         cfg = load_config(hw_path)
-        net, default_shape = load_model(model)
+        net, x = _model_and_inputs(model, input_shape, batch, seed)
         if data == "fashion-mnist":
             from simulator.datasets import load_fashion_mnist
 
             x, _ = load_fashion_mnist("test", data_dir, limit=batch or 1)
-        else:
-            shape = parse_shape(input_shape) if input_shape else default_shape
-            if shape is None:
-                raise JoulesimError(f"{model}: no default input shape; give --input-shape")
-            if batch:
-                shape = (batch,) + tuple(shape[1:])
-            x = make_inputs(shape, seed=seed)
         torch.manual_seed(seed)
         report = simulate_network(net, x, cfg, sample_error=sample_error, seed=seed,
                                   progress=not as_json)
