@@ -35,3 +35,20 @@ def make_config(**sections):
 @pytest.fixture
 def config_factory():
     return make_config
+
+
+def run_cli(*args):
+    """Run the joulesim CLI in-process; stdout and stderr are kept apart."""
+    from click.testing import CliRunner
+
+    from simulator.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_line_error(result):
+    """Assert a CLI failure is exit code 2 with exactly one `joulesim: error:` line."""
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("joulesim: error: "), result.stderr
+    return lines[0]

@@ -4,10 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error, run_cli
 import torch
-from click.testing import CliRunner
 
-from simulator.cli import cli
 from simulator.comparison import COMPONENT_COLUMNS, compare, design_metrics
 from simulator.config import apply_overrides, load_config
 from simulator.models import load_model
@@ -24,15 +23,8 @@ def _small_and_big():
     return small, big
 
 
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def _one_line_error(r):
-    assert r.exit_code == 2, r.output
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("joulesim: error: "), r.stderr
-    return lines[0]
+run = run_cli
+_one_line_error = one_line_error
 
 
 def test_bigger_faster_design_has_lower_latency_and_components_add_up():

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from conftest import one_line_error, run_cli
 
-from simulator.cli import cli
 from simulator.comparison import COMPONENT_COLUMNS
 from simulator.config import load_config
 from simulator.errors import JoulesimError
@@ -23,15 +22,8 @@ GRID = {"array.rows": [8, 16, 32], "array.cols": [8, 16],
 KEYS = list(GRID)
 
 
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def _one_line_error(r):
-    assert r.exit_code == 2, r.output
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("joulesim: error: "), r.stderr
-    return lines[0]
+run = run_cli
+_one_line_error = one_line_error
 
 
 @pytest.fixture(scope="module")
