@@ -187,13 +187,6 @@ def _os_contributions(plan: OSPlan, A: Operand, fmt, acc_bits, gating, rows, col
             "mult_inputs": mult, "macs_gated": gm if gating else np.zeros(F, np.int64)}
 
 
-def _parse_nm(structured: str):
-    if not structured or structured == "none":
-        return None
-    n, m = structured.split(":")
-    return int(n), int(m)
-
-
 def _resolve_hw(hw) -> HardwareConfig:
     if isinstance(hw, HardwareConfig):
         return hw
@@ -228,7 +221,7 @@ def simulate_gemm(A, B, hw, *, dataflow: str | None = None, rows: int | None = N
         raise JoulesimError(f"sample_error = {sample_error}: must be in (0, 1)")
     fmt, acc_bits = arr.operand_format, arr.accumulator_bits
     sp = cfg.sparsity
-    nm = _parse_nm(sp.structured)
+    nm = cfg.structured_nm
     if nm is not None and flow == "input_stationary":
         raise JoulesimError("N:M structured sparsity needs weight_stationary or output_stationary")
     Aop = encode(A, fmt, acc_bits, "A (ifmap)")

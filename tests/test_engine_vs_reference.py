@@ -58,7 +58,7 @@ def _compare(A, B, cfg, flow):
         rows=cfg.array.rows, cols=cfg.array.cols, dataflow=flow,
         operand_bits=OPERAND_BITS[fmt], acc_bits=acc, float_acc=fmt.startswith(("fp", "bf")),
         zero_gating=sp.zero_gating, zero_skipping=sp.zero_skipping,
-        nm=None if sp.structured == "none" else tuple(int(x) for x in sp.structured.split(":")))
+        nm=cfg.structured_nm)
     c = res.counts
     got = {
         "cycles": c.cycles, "folds": c.folds, "folds_planned": c.folds_planned,
