@@ -155,11 +155,7 @@ def simulate(model, hw_path, input_shape, data, data_dir, batch, mode, sample_er
         from simulator.network import simulate as simulate_network
 
         cfg = load_config(hw_path)
-        net, x = _model_and_inputs(model, input_shape, batch, seed)
-        if data == "fashion-mnist":
-            from simulator.datasets import load_fashion_mnist
-
-            x, _ = load_fashion_mnist("test", data_dir, limit=batch or 1)
+        net, x = _model_and_inputs(model, input_shape, batch, seed, data, data_dir)
         torch.manual_seed(seed)
         report = simulate_network(net, x, cfg, sample_error=sample_error, seed=seed,
                                   progress=not as_json)
@@ -217,11 +213,16 @@ class _SweepCommand(_ManyValuesCommand):
     many_values = ("--grid",)
 
 
-def _model_and_inputs(model, input_shape, batch, seed):
-    """(module, inputs) for MODEL with --input-shape / --batch, as `simulate` builds them."""
+def _model_and_inputs(model, input_shape, batch, seed, data=None, data_dir=None):
+    """(module, inputs) for MODEL: real test images with --data, else random inputs of
+    --input-shape (or the model's own shape) with --batch."""
     from simulator.models import load_model, make_inputs, parse_shape
 
     net, default_shape = load_model(model)
+    if data == "fashion-mnist":
+        from simulator.datasets import load_fashion_mnist
+
+        return net, load_fashion_mnist("test", data_dir, limit=batch or 1)[0]
     shape = parse_shape(input_shape) if input_shape else default_shape
     if shape is None:
         raise JoulesimError(f"{model}: no default input shape; give --input-shape")
