@@ -368,12 +368,12 @@ _HTML_FORMATS = {"energy_uj_per_inference": "{:.4f}", **{c: "{:.4f}" for c in CO
 
 
 def _atomic(path: Path, data: bytes | str) -> None:
-    from simulator.report import _atomic_write
+    from simulator.report import atomic_write
 
     if isinstance(data, str):
-        _atomic_write(path, lambda p: p.write_text(data, encoding="utf-8"))
+        atomic_write(path, lambda p: p.write_text(data, encoding="utf-8"))
     else:
-        _atomic_write(path, lambda p: p.write_bytes(data))
+        atomic_write(path, lambda p: p.write_bytes(data))
 
 
 def write_comparison(result: Comparison, out_dir) -> list[Path]:
@@ -388,13 +388,13 @@ def write_comparison(result: Comparison, out_dir) -> list[Path]:
         raise JoulesimError(f"--out {out_dir}: cannot create ({e.strerror})") from None
     table = result.table
     written = []
-    from simulator.report import _atomic_write
+    from simulator.report import atomic_write
 
-    _atomic_write(out / "compare.csv", lambda p: table.to_csv(p, index=False))
+    atomic_write(out / "compare.csv", lambda p: table.to_csv(p, index=False))
     written.append(out / "compare.csv")
     many = len(result.models) > 1
     if many:
-        _atomic_write(out / "compare_matrix.csv", lambda p: result.matrix().to_csv(p))
+        atomic_write(out / "compare_matrix.csv", lambda p: result.matrix().to_csv(p))
         written.append(out / "compare_matrix.csv")
     energy_png = _png_bytes(_plot_energy(table))
     latency_png = _png_bytes(_plot_latency(table))

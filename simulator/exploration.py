@@ -443,9 +443,9 @@ def sweep(model, base, grid, *, inputs=None, jobs: int | None = None, executor: 
         else:
             for name in (JOURNAL, TABLE_PARQUET, TABLE_CSV, PLOT):
                 (out / name).unlink(missing_ok=True)
-        from simulator.report import _atomic_write
+        from simulator.report import atomic_write
 
-        _atomic_write(out / META, lambda p: p.write_text(json.dumps(meta, indent=1), encoding="utf-8"))
+        atomic_write(out / META, lambda p: p.write_text(json.dumps(meta, indent=1), encoding="utf-8"))
 
     todo = [p for p in points if p.key not in done]
     reused = len(points) - len(todo)
@@ -524,12 +524,12 @@ def read_sweep(out_dir) -> pd.DataFrame:
 
 
 def _write(result: SweepResult, out: Path) -> list[Path]:
-    from simulator.report import _atomic_write
+    from simulator.report import atomic_write
 
     table = result.table
-    _atomic_write(out / TABLE_PARQUET, lambda p: table.to_parquet(p, index=False))
-    _atomic_write(out / TABLE_CSV, lambda p: table.to_csv(p, index=False))
-    _atomic_write(out / PLOT, lambda p: _plot_pareto(result, p))
+    atomic_write(out / TABLE_PARQUET, lambda p: table.to_parquet(p, index=False))
+    atomic_write(out / TABLE_CSV, lambda p: table.to_csv(p, index=False))
+    atomic_write(out / PLOT, lambda p: _plot_pareto(result, p))
     return [out / TABLE_PARQUET, out / TABLE_CSV, out / PLOT]
 
 

@@ -126,7 +126,10 @@ def print_network(report, console: Console | None = None) -> None:
                       f"not priced[/yellow]")
 
 
-def _atomic_write(path, write):
+def atomic_write(path, write):
+    """Call `write(tmp)` on a temporary name beside `path`, then rename it onto
+    `path`: a crash or Ctrl-C never leaves a half-written file (shared by every
+    writer of reports, comparisons and sweeps)."""
     import os
     from pathlib import Path
 
@@ -149,9 +152,9 @@ def write_network_report(report, out_dir) -> list:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    _atomic_write(out / "layers.csv", lambda p: report.layers.to_csv(p, index=False))
-    _atomic_write(out / "unmodeled.csv", lambda p: report.unmodeled.to_csv(p, index=False))
-    _atomic_write(out / "summary.json",
+    atomic_write(out / "layers.csv", lambda p: report.layers.to_csv(p, index=False))
+    atomic_write(out / "unmodeled.csv", lambda p: report.unmodeled.to_csv(p, index=False))
+    atomic_write(out / "summary.json",
                   lambda p: p.write_text(json.dumps(report.total, indent=2, default=float)))
     written += [out / "layers.csv", out / "unmodeled.csv", out / "summary.json"]
 
@@ -169,7 +172,7 @@ def write_network_report(report, out_dir) -> list:
     ax.set_title(f"{report.total['config']}: energy by MAC layer and component")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _atomic_write(out / "energy_breakdown.png", lambda p: fig.savefig(p, format="png", dpi=110))
+    atomic_write(out / "energy_breakdown.png", lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)
     written.append(out / "energy_breakdown.png")
     return written
