@@ -328,6 +328,17 @@ def sweep(model, base_path, grid_items, jobs, executor, scheduler, out_dir, resu
         click.echo(f"wrote {p}")
 
 
+def _add_prune_verb():
+    """`joulesim prune` lives with the pruning plugin; the CLI is the one layer
+    that sees both packages (simulator modules never import pruning)."""
+    from pruning.cli import prune
+
+    cli.add_command(prune)
+
+
+_add_prune_verb()
+
+
 def main():
     cli(prog_name="joulesim")
 

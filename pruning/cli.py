@@ -1,0 +1,112 @@
+"""`joulesim prune`: the command-line face of `pruning.prune_classifier`.
+
+Registered on the `joulesim` group by `simulator.cli.main` (the CLI is the
+one place that sees both packages). User errors: one line, exit code 2;
+Ctrl-C: the last completed step is on disk, exit code 130.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from simulator.errors import JoulesimError
+
+
+@click.command()
+@click.argument("model")
+@click.option("--hw", "hw_path", required=True, type=click.Path(dir_okay=False),
+              help="Hardware config YAML to prune for, e.g. hw_configs/edge_npu_16x16_int8.yaml.")
+@click.option("--data", default="fashion-mnist", show_default=True,
+              help="Labelled data: fashion-mnist (Debian package dataset-fashion-mnist) or "
+                   "FILE.npz with arrays x (N,C,H,W float32) and y (N,) labels [x_test, y_test].")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder with the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist).")
+@click.option("--energy-target", type=float, default=0.4, show_default=True,
+              help="Stop when the energy per inference is this fraction of the dense model's, "
+                   "in (0, 1] (0.4 = 2.5x less).")
+@click.option("--max-acc-drop", type=float, default=0.01, show_default=True,
+              help="Accuracy budget on the validation split, as a fraction (0.01 = 1 point).")
+@click.option("--granularity", default="auto", show_default=True,
+              help="auto (all), or one or a comma list of: unstructured, nm, block, channel, depth.")
+@click.option("--importance", type=click.Choice(["l1", "l2", "taylor", "activation"]), default="l1",
+              show_default=True, help="Which weights/channels go first.")
+@click.option("--schedule", type=click.Choice(["iterative", "recover"]), default="iterative",
+              show_default=True,
+              help="iterative: one fine-tune per step; recover: fine-tune up to 3 times until the "
+                   "validation accuracy is back within half the budget, then prune again.")
+@click.option("--finetune-epochs", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Fine-tune per step, in epochs of the training split (fractions allowed; 0 = none).")
+@click.option("--lr", type=float, default=1e-4, show_default=True, help="Fine-tune learning rate (cosine decay to 0).")
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True,
+              help="Fine-tune optimizer (sgd: momentum 0.9).")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True,
+              help="Fine-tune weight decay (L2 coefficient, per step of the optimizer).")
+@click.option("--distill", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Weight of the dense model's soft targets while fine-tuning (0 = labels only).")
+@click.option("--min-saving", type=click.FloatRange(min=0), default=0.005, show_default=True,
+              help="A candidate saving less than this fraction of the dense energy is never taken.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=40, show_default=True,
+              help="At most this many pruning steps (taken or undone).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Held-out images per simulated inference (energies are per inference).")
+@click.option("--sample-error", type=float, default=None,
+              help="Sampled simulation: relative error target (e.g. 0.02); default exact.")
+@click.option("--baselines", is_flag=True,
+              help="Also run global magnitude and uniform L1 channel pruning with the same "
+                   "fine-tune budget, side by side.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output directory [default: prune_out/MODEL_CONFIG]: model.pt, report.csv, "
+                   "history.csv, candidates.csv, summary.json, trajectory.png, checkpoint.pt.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last completed step.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the fine-tune batches and dropout (a resumed run reproduces an uninterrupted one).")
+def prune(model, hw_path, data, data_dir, energy_target, max_acc_drop, granularity, importance,
+          schedule, finetune_epochs, lr, optimizer, weight_decay, distill, min_saving, max_steps,
+          batch, sample_error, baselines, out_dir, resume, seed):
+    """Prune MODEL so that it saves energy on this hardware, with the simulator in the loop.
+
+    Each step measures every candidate (layer x granularity x amount) on the config from the
+    real masked or shrunk tensors, takes the best energy saved per accuracy point lost,
+    fine-tunes and checks the accuracy budget. Energies in µJ per inference; accuracies are
+    test-set top-1. MODEL: a built-in name (fashion_cnn, ...), path/to/file.py:factory, or a
+    saved model."""
+    from simulator.cli import _fail
+    try:
+        from pathlib import Path
+
+        import torch
+
+        from pruning.loop import parse_granularities
+        from pruning.tasks import load_task
+        from pruning.training import FinetuneSettings
+        from pruning.workflow import print_results, prune_classifier
+        from simulator.config import load_config
+        from simulator.models import load_model
+
+        if not (0 < energy_target <= 1):
+            raise JoulesimError(f"--energy-target {energy_target:g}: must be in (0, 1]")
+        if max_acc_drop < 0:
+            raise JoulesimError(f"--max-acc-drop {max_acc_drop:g}: must be >= 0")
+        parse_granularities(granularity)
+        cfg = load_config(hw_path)
+        net, _ = load_model(model)
+        out_dir = out_dir or str(Path("prune_out") / f"{Path(model).stem}_{cfg.name}")
+        settings = FinetuneSettings(epochs=finetune_epochs, lr=lr, weight_decay=weight_decay,
+                                    optimizer=optimizer, distill=distill)
+        task = load_task(data, data_dir, settings)
+        torch.manual_seed(seed)
+        results = prune_classifier(
+            net, cfg, task, model_name=model, out_dir=out_dir, energy_target=energy_target,
+            max_acc_drop=max_acc_drop, granularity=granularity, importance=importance,
+            schedule=schedule, min_saving=min_saving, max_steps=max_steps, resume=resume,
+            seed=seed, batch=batch, sample_error=sample_error, baselines=baselines,
+            progress=True)
+    except JoulesimError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo(f"joulesim: interrupted; completed steps are in {out_dir}: continue with "
+                   f"--resume --out {out_dir}", err=True)
+        sys.exit(130)
+    print_results(results)
+    click.echo(f"wrote {out_dir}/ (model.pt, report.csv, history.csv, summary.json, trajectory.png)")

@@ -1,0 +1,346 @@
+"""The energy-aware pruning loop: `EnergyAwarePruner(...).run() -> PruneResult`.
+
+Owns the decision procedure of DESIGN.md ("The pruning plugin"):
+1. simulate the current model on the config; rank its MAC layers by energy;
+2. for the highest-energy layers, build every candidate (granularity ×
+   amount), apply it to a copy, and *measure* its saving with the simulator
+   (µJ/inference, from the real masked or shrunk tensors); a candidate that
+   saves less than `min_saving` × the dense energy is never taken;
+3. probe the accuracy of the admissible ones; take the best saving per point
+   of accuracy lost; fine-tune; re-evaluate; keep the step if the accuracy
+   budget still holds, otherwise undo it and rule that layer/granularity out;
+4. repeat until the energy target is met, the budget is spent (too many
+   rejected steps in a row) or no candidate is left.
+Each completed step is checkpointed atomically in `out_dir`; `resume=True`
+continues from the last one. Every step's fine-tune uses seed `seed + step`,
+so a resumed run ends where an uninterrupted one does.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from pruning.candidates import BY_NAME, GRANULARITIES, Candidate, Context
+from pruning.importance import calibrate, check_criterion, mac_layers
+from pruning.results import PruneResult, layer_report
+from pruning.scoring import EnergyMeter, Measurement, layer_table
+from pruning.structure import channel_prunable_layers, droppable_blocks
+from pruning.training import apply_masks
+from simulator.errors import JoulesimError
+from simulator.network import _config_key, cache_stats
+from simulator.report import atomic_write
+
+ACC_FLOOR = 0.005        # accuracy loss floor in the score (half a point): no division by zero
+PROBE_LOSS_BUDGETS = 5   # a candidate losing more than 5 budgets on the probe (before fine-tuning)
+MIN_PROBE_LOSS_LIMIT = 0.05   # ... and more than 5 points is not tried
+SCHEDULES = ("iterative", "recover")
+CHECKPOINT = "checkpoint.pt"
+RUN_FILE = "run.json"
+
+
+def parse_granularities(spec) -> tuple[str, ...]:
+    """'auto' (all), one name, or a comma-separated list."""
+    names = spec if isinstance(spec, (list, tuple)) else str(spec).split(",")
+    names = [n.strip() for n in names if n.strip()]
+    if names == ["auto"]:
+        return GRANULARITIES
+    bad = [n for n in names if n not in GRANULARITIES]
+    if bad or not names:
+        raise JoulesimError(f"granularity {','.join(bad) or spec!r}: allowed auto, {', '.join(GRANULARITIES)}")
+    return tuple(names)
+
+
+def model_digest(model: nn.Module) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(str(tuple(v.shape)).encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class EnergyAwarePruner:
+    """Prune `model` for the hardware `hw` with the simulator in the loop.
+
+    evaluate(model) -> accuracy on held-out data (fraction), decides the budget;
+    probe(model) -> a quick accuracy (default: evaluate) for scoring candidates;
+    finetune(model, masks, seed) -> None, trains in place keeping masks applied;
+    test(model) -> accuracy reported before/after (default: evaluate);
+    calibration = (x, y): a batch for the taylor/activation criteria.
+    energy_target: fraction of the dense energy to reach (0.4 = 2.5× less).
+    max_acc_drop: accuracy budget as a fraction (0.01 = one point).
+    """
+
+    def __init__(self, model: nn.Module, hw, example_inputs, *, evaluate: Callable,
+                 finetune: Optional[Callable] = None, probe: Optional[Callable] = None,
+                 test: Optional[Callable] = None, energy_target: float = 0.4,
+                 max_acc_drop: float = 0.01, granularity="auto", importance: str = "l1",
+                 calibration=None, min_saving: float = 0.005, layers_per_step: int = 3,
+                 max_steps: int = 40, max_rejections: int = 3, schedule: str = "iterative",
+                 recover_rounds: int = 3, out_dir=None, resume: bool = False, seed: int = 0,
+                 sample_error: Optional[float] = None, progress: bool = False,
+                 on_step: Optional[Callable] = None, model_name: Optional[str] = None):
+        if not (0 < energy_target <= 1):
+            raise JoulesimError(f"energy target {energy_target:g}: must be in (0, 1] (a fraction of the dense energy)")
+        if max_acc_drop < 0:
+            raise JoulesimError(f"accuracy budget {max_acc_drop:g}: must be >= 0")
+        if schedule not in SCHEDULES:
+            raise JoulesimError(f"schedule {schedule!r}: allowed {', '.join(SCHEDULES)}")
+        if resume and out_dir is None:
+            raise JoulesimError("resume needs the output directory of the run to resume")
+        self.granularities = parse_granularities(granularity)
+        self.criterion = check_criterion(importance)
+        self.model = model.eval()
+        self.inputs = example_inputs
+        self.meter = EnergyMeter(hw, example_inputs, sample_error=sample_error, seed=seed)
+        cfg = self.meter.cfg
+        if not mac_layers(model):
+            raise JoulesimError(f"model {model_name or type(model).__name__} has no prunable layer "
+                                "(no Conv2d or Linear)")
+        self.evaluate, self.probe = evaluate, probe or evaluate
+        self.finetune, self.test = finetune, test or evaluate
+        self.calibration = calibration
+        self.energy_target, self.max_acc_drop = energy_target, max_acc_drop
+        self.min_saving, self.layers_per_step = min_saving, layers_per_step
+        self.max_steps, self.max_rejections = max_steps, max_rejections
+        self.schedule, self.recover_rounds = schedule, recover_rounds
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.resume, self.seed, self.progress, self.on_step = resume, seed, progress, on_step
+        self.name = model_name or type(model).__name__
+        nm = cfg.structured_nm
+        self.nm = tuple(nm) if nm else (2, 4)
+        self.rows, self.cols = cfg.array.rows, cfg.array.cols
+        self.fingerprint = {
+            "model": self.name, "model_digest": model_digest(model), "config": cfg.name,
+            "config_digest": _config_key(cfg), "energy_target": energy_target,
+            "max_acc_drop": max_acc_drop, "granularity": list(self.granularities),
+            "importance": importance, "schedule": schedule, "seed": seed}
+
+    # ------------------------------------------------------------------ state
+    def _check_resume(self) -> Optional[dict]:
+        run_file, ckpt = self.out_dir / RUN_FILE, self.out_dir / CHECKPOINT
+        if not run_file.is_file() or not ckpt.is_file():
+            raise JoulesimError(f"--resume {self.out_dir}: no checkpoint of an earlier run there")
+        try:
+            old = json.loads(run_file.read_text())
+        except ValueError:
+            raise JoulesimError(f"--resume {self.out_dir}: {RUN_FILE} is not valid JSON") from None
+        for key, what in (("model", "model"), ("model_digest", "model weights"), ("config", "config"),
+                          ("config_digest", "config contents")):
+            if old.get(key) != self.fingerprint[key]:
+                raise JoulesimError(
+                    f"--resume {self.out_dir}: that run pruned {old.get('model')} on {old.get('config')}; "
+                    f"this one is {self.name} on {self.fingerprint['config']} (different {what})")
+        for key, value in self.fingerprint.items():
+            if old.get(key) != value:
+                raise JoulesimError(f"--resume {self.out_dir}: that run used {key} {old.get(key)}, "
+                                    f"this one {value}")
+        try:
+            return torch.load(ckpt, map_location="cpu", weights_only=False)
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is the user's file
+            raise JoulesimError(f"--resume {self.out_dir}: cannot read {CHECKPOINT}: {e}") from None
+
+    def _save(self, state: dict) -> None:
+        if self.out_dir is None:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.out_dir / CHECKPOINT, lambda p: torch.save(state, p))
+
+    def _start(self) -> dict:
+        if self.resume:
+            return self._check_resume()
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.out_dir / RUN_FILE,
+                         lambda p: Path(p).write_text(json.dumps(self.fingerprint, indent=2) + "\n"))
+        dense = self.meter.measure(self.model)
+        acc = self.evaluate(self.model)
+        state = {"step": 0, "model": self.model, "dense_model": copy.deepcopy(self.model),
+                 "masks": {}, "history": [], "candidates": [], "blocked": [], "rejections": 0,
+                 "decisions": {}, "reasons": {}, "dense_energy_uj": dense.energy_uj,
+                 "val_acc_dense": acc, "val_acc": acc, "finetune_calls": 0, "wall_s": 0.0,
+                 "stop_reason": None}
+        self._save(state)
+        return state
+
+    # ------------------------------------------------------------------ steps
+    def _context(self, model: nn.Module) -> Context:
+        x, y = self.calibration if self.calibration is not None else (self.inputs, None)
+        return Context(self.rows, self.cols, self.nm, self.criterion,
+                       calibrate(model, x, y, self.criterion), self.inputs,
+                       frozenset(channel_prunable_layers(model, self.inputs))
+                       if "channel" in self.granularities else frozenset(),
+                       tuple(droppable_blocks(model, self.inputs)) if "depth" in self.granularities else ())
+
+    def _score(self, state: dict, current: Measurement, ctx: Context) -> list[dict]:
+        model, masks = state["model"], state["masks"]
+        table = layer_table(current.report)
+        layers = mac_layers(model)
+        ranked = [n for n in table.sort_values("energy_total_uj", ascending=False).index if n in layers]
+        blocked = state["blocked"]
+        probe_now = self.probe(model)
+        threshold = self.min_saving * state["dense_energy_uj"]
+        max_probe_loss = max(MIN_PROBE_LOSS_LIMIT, PROBE_LOSS_BUDGETS * self.max_acc_drop)
+        rows, seen = [], set()
+        for i, layer in enumerate(ranked):
+            if i >= self.layers_per_step and any(r["score"] is not None for r in rows):
+                break      # the highest-energy layers first; lower ones only when those offer nothing
+            for g in self.granularities:
+                for cand in BY_NAME[g].propose(ctx, layer, layers[layer]):
+                    if cand.key in seen or any(cand.layer == b[0] and cand.granularity == b[1]
+                                               and cand.amount >= b[2] - 1e-9 for b in blocked):
+                        continue
+                    seen.add(cand.key)
+                    trial, trial_masks = copy.deepcopy(model), {k: v.clone() for k, v in masks.items()}
+                    cand.apply(trial, trial_masks, ctx)
+                    meas = self.meter.measure(trial)
+                    saving = current.energy_uj - meas.energy_uj
+                    row = {"step": state["step"], "layer": cand.layer, "granularity": g,
+                           "detail": cand.detail, "energy_uj": meas.energy_uj, "saving_uj": saving,
+                           "latency_cycles": meas.latency_cycles,
+                           "admissible": bool(saving >= threshold), "probe_acc": None,
+                           "acc_loss": None, "score": None, "candidate": cand}
+                    if row["admissible"]:
+                        acc = self.probe(trial)
+                        loss = max(0.0, probe_now - acc)
+                        row.update(probe_acc=acc, acc_loss=loss)
+                        if loss <= max_probe_loss:    # beyond it, one fine-tune will not bring it back
+                            row["score"] = saving / (loss + ACC_FLOOR)
+                    rows.append(row)
+        return rows
+
+    def _why(self, best: dict, rows: list[dict]) -> str:
+        others = [r for r in rows if r["layer"] == best["layer"] and r["granularity"] != best["granularity"]]
+        if not others:
+            return f"{best['granularity']} ({best['detail']}) saved {best['saving_uj']:.3f} µJ; no other granularity applies"
+        ru = max(others, key=lambda r: (r["score"] is not None, r["score"] or r["saving_uj"]))
+        tail = "" if ru["admissible"] else ", below the saving threshold"
+        loss = f", probe loss {100 * ru['acc_loss']:.1f} pt" if ru["acc_loss"] is not None else ""
+        return (f"{best['granularity']} ({best['detail']}) saved {best['saving_uj']:.3f} µJ at "
+                f"{100 * best['acc_loss']:.1f} pt probe loss; runner-up {ru['granularity']} "
+                f"({ru['detail']}) {ru['saving_uj']:.3f} µJ{loss}{tail}")
+
+    def _finetune(self, state: dict, model: nn.Module, masks: dict) -> float:
+        step = state["step"]
+        rounds = self.recover_rounds if self.schedule == "recover" else 1
+        acc = self.evaluate(model)
+        for r in range(rounds if self.finetune else 0):
+            self.finetune(model, masks, self.seed + 1000 * step + r)
+            apply_masks(model, masks)
+            state["finetune_calls"] += 1
+            acc = self.evaluate(model)
+            if self.schedule == "recover" and acc >= state["val_acc_dense"] - self.max_acc_drop / 2:
+                break
+        return acc
+
+    def _stop_reason(self, state: dict, current: Measurement) -> Optional[str]:
+        if current.energy_uj <= self.energy_target * state["dense_energy_uj"]:
+            return "energy target met"
+        if state["step"] >= self.max_steps:
+            return f"step limit ({self.max_steps}) reached"
+        if state["rejections"] >= self.max_rejections:
+            return f"accuracy budget spent ({self.max_rejections} steps in a row exceeded it)"
+        return None
+
+    def _step(self, state: dict, current: Measurement) -> Optional[str]:
+        t0 = time.perf_counter()
+        ctx = self._context(state["model"])
+        rows = self._score(state, current, ctx)
+        state["candidates"].extend({k: v for k, v in r.items() if k != "candidate"} for r in rows)
+        admissible = [r for r in rows if r["score"] is not None]
+        if not admissible:
+            return (f"no candidate saves at least {self.min_saving:.1%} of the dense energy on "
+                    f"{self.meter.cfg.name}")
+        best = max(admissible, key=lambda r: r["score"])
+        cand: Candidate = best["candidate"]
+        trial, masks = copy.deepcopy(state["model"]), {k: v.clone() for k, v in state["masks"].items()}
+        cand.apply(trial, masks, ctx)
+        acc = self._finetune(state, trial, masks)
+        after = self.meter.measure(trial)
+        accepted = state["val_acc_dense"] - acc <= self.max_acc_drop + 1e-9
+        state["history"].append({
+            "step": state["step"] + 1, "layer": cand.layer, "granularity": cand.granularity,
+            "detail": cand.detail, "accepted": accepted, "energy_before_uj": current.energy_uj,
+            "energy_after_uj": after.energy_uj, "saving_uj": current.energy_uj - after.energy_uj,
+            "energy_vs_dense": after.energy_uj / state["dense_energy_uj"],
+            "latency_cycles": after.latency_cycles, "probe_acc": best["probe_acc"],
+            "val_acc_after": acc, "candidates_scored": len(rows), "why": self._why(best, rows),
+            "wall_s": time.perf_counter() - t0})
+        if accepted:
+            state["model"], state["masks"], state["val_acc"] = trial, masks, acc
+            state["rejections"] = 0
+            state["decisions"].setdefault(cand.layer, []).append(f"{cand.granularity} {cand.detail}")
+            state["reasons"][cand.layer] = self._why(best, rows)
+        else:
+            state["blocked"].append([cand.layer, cand.granularity, cand.amount])   # gentler steps stay open
+            state["rejections"] += 1
+        state["step"] += 1
+        state["wall_s"] += time.perf_counter() - t0
+        return None
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> PruneResult:
+        t_start = time.perf_counter()
+        state = self._start()
+        from simulator.report import _console, progress_bar
+        console = _console() if self.progress else None
+        with progress_bar(self.progress) as bar:
+            task = bar.add_task("pruning", total=None) if bar else None
+            while state["stop_reason"] is None:
+                current = self.meter.measure(state["model"])
+                reason = self._stop_reason(state, current)
+                if reason is None:
+                    if bar:
+                        bar.update(task, description=(
+                            f"step {state['step'] + 1}: {current.energy_uj:.2f} µJ "
+                            f"({current.energy_uj / state['dense_energy_uj']:.0%} of dense), "
+                            f"val acc {state['val_acc']:.2%}"))
+                    reason = self._step(state, current)
+                    if reason is None:
+                        h = state["history"][-1]
+                        if console:
+                            console.print(
+                                f"step {h['step']:2d} {'took' if h['accepted'] else 'undid'} "
+                                f"{h['granularity']} {h['detail']} on {h['layer']}: "
+                                f"{h['energy_after_uj']:.2f} µJ ({h['energy_vs_dense']:.0%} of dense), "
+                                f"val acc {h['val_acc_after']:.2%}")
+                        self._save(state)
+                        if self.on_step:
+                            self.on_step(state["step"], h)
+                        continue
+                state["stop_reason"] = reason
+                self._save(state)
+        return self._result(state, time.perf_counter() - t_start)
+
+    def _result(self, state: dict, wall_s: float) -> PruneResult:
+        dense, model = state["dense_model"], state["model"]
+        apply_masks(model, state["masks"])
+        before, after = self.meter.measure(dense), self.meter.measure(model)
+        acc_before, acc_after = self.test(dense), self.test(model)
+        report = layer_report(dense, model, before, after, state["decisions"], state["reasons"])
+        history = pd.DataFrame(state["history"])
+        summary = {
+            "method": "energy-aware", "model": self.name, "config": self.meter.cfg.name,
+            "energy_before_uj": before.energy_uj, "energy_after_uj": after.energy_uj,
+            "energy_reduction_x": before.energy_uj / after.energy_uj,
+            "acc_before": acc_before, "acc_after": acc_after,
+            "acc_drop_points": 100 * (acc_before - acc_after),
+            "val_acc_before": state["val_acc_dense"], "val_acc_after": self.evaluate(model),
+            "latency_before_cycles": before.latency_cycles, "latency_after_cycles": after.latency_cycles,
+            "cycles_reduction_x": before.latency_cycles / max(after.latency_cycles, 1),
+            "energy_target": self.energy_target, "max_acc_drop": self.max_acc_drop,
+            "stop_reason": state["stop_reason"], "steps": state["step"],
+            "steps_accepted": int(history["accepted"].sum()) if not history.empty else 0,
+            "finetune_calls": state["finetune_calls"], "simulations": self.meter.calls,
+            "simulator_cache": dict(cache_stats), "wall_s": wall_s,
+            "granularity": list(self.granularities), "importance": self.criterion,
+            "schedule": self.schedule, "seed": self.seed}
+        return PruneResult(model, report, history, summary, pd.DataFrame(state["candidates"]))
