@@ -224,6 +224,10 @@ class _Recorder(TorchFunctionMode):
 
 def capture(model: torch.nn.Module, inputs) -> Capture:
     """Run `model(inputs)` once in eval mode under no_grad and record every op."""
+    if isinstance(model, torch.jit.ScriptModule):
+        raise JoulesimError("a TorchScript model cannot be simulated: its ops run inside the "
+                            "TorchScript interpreter, out of the recorder's sight; give the eager "
+                            "model (path/to/file.py:factory, or a torch.save(model) file)")
     if not isinstance(inputs, (tuple, list)):
         inputs = (inputs,)
     for t in inputs:

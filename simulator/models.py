@@ -564,12 +564,23 @@ def _torch_save_file(path: Path) -> bool:
     return "data.pkl" in names and "constants.pkl" not in names
 
 
+def _load_saved_module(path: Path):
+    """A whole nn.Module saved with torch.save(model, path) (what `joulesim prune`
+    writes as model.pt). Unpickling runs code from the file: load only your own files."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input
+        raise JoulesimError(f"cannot load {path}: {_describe_exc(e)}") from None
+    if not isinstance(obj, nn.Module):
+        raise JoulesimError(
+            f"{path} holds a {type(obj).__name__}, not a whole model: save one with "
+            "torch.save(model, path), or use path/to/file.py:factory with these weights")
+    return obj, None
+
+
 def _load_torchscript(path: Path):
     if _torch_save_file(path):
-        raise JoulesimError(
-            f"cannot load {path} as a TorchScript model: it is a torch.save file (weights or a "
-            "pickled model), not TorchScript; export with torch.jit.save(torch.jit.script(model), "
-            "path), or use path/to/file.py:factory")
+        return _load_saved_module(path)
     try:
         with warnings.catch_warnings():  # torch >= 2.9 flags torch.jit as deprecated
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -588,7 +599,8 @@ def load_model(spec: str) -> tuple[nn.Module, Optional[tuple[int, ...]]]:
 
     spec is a built-in name (see BUILTIN_MODELS), ``path/to/file.py:factory``
     (see the module docstring for what the factory returns), or the path of a
-    TorchScript file (shape None)."""
+    whole model saved with torch.save (e.g. `joulesim prune`'s model.pt) or a
+    TorchScript file (shape None; TorchScript loads but cannot be simulated)."""
     spec = str(spec).strip()
     if not spec:
         raise JoulesimError(f"empty model spec; built-in models: {_builtin_names()}")

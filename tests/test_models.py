@@ -313,16 +313,35 @@ def test_factory_bad_shape(tmp_path):
     assert_one_line_error(ei, "shape")
 
 
-@pytest.mark.parametrize("content", [b"not a zip file at all", None])
-def test_bad_torchscript(tmp_path, content):
+def test_bad_torchscript(tmp_path):
     path = tmp_path / "weights.pt"
-    if content is None:  # a torch.save state_dict is not TorchScript
-        torch.save(nn.Linear(2, 2).state_dict(), path)
-    else:
-        path.write_bytes(content)
+    path.write_bytes(b"not a zip file at all")
     with pytest.raises(JoulesimError) as ei:
         load_model(str(path))
     assert_one_line_error(ei, "TorchScript", "weights.pt")
+
+
+def test_state_dict_file_is_not_a_model(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(nn.Linear(2, 2).state_dict(), path)
+    with pytest.raises(JoulesimError) as ei:
+        load_model(str(path))
+    assert_one_line_error(ei, "not a whole model", "weights.pt")
+
+
+def test_whole_saved_model_loads_and_torchscript_is_refused_by_the_simulator(tmp_path):
+    from simulator.network import simulate
+
+    model, shape = load_model("fashion_cnn")
+    torch.save(model, tmp_path / "model.pt")
+    loaded, _ = load_model(str(tmp_path / "model.pt"))
+    x = make_inputs(shape)
+    assert torch.equal(check_inputs(loaded, x), check_inputs(model, x))
+    torch.jit.save(torch.jit.script(model), str(tmp_path / "m.ts"))
+    scripted, _ = load_model(str(tmp_path / "m.ts"))
+    with pytest.raises(JoulesimError) as ei:
+        simulate(scripted, x, "edge_npu_16x16_int8")
+    assert_one_line_error(ei, "TorchScript")
 
 
 # ---------------------------------------------------------------- inputs
