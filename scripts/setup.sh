@@ -14,10 +14,15 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     echo "joulesim setup: installing the CPU build of torch 2.13.0"
     pip install torch==2.13.0
 fi
-if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    echo "joulesim setup: installing Fashion-MNIST (Debian package dataset-fashion-mnist)"
-    { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; } >/dev/null 2>&1 \
-        || echo "joulesim setup: could not install dataset-fashion-mnist (--data fashion-mnist will say so)"
+# Debian packages, as root: the Fashion-MNIST data, and Chromium for the test that opens the
+# demo's HTML report headless (that test is skipped where Chromium is missing).
+apt_missing=()
+[ -d /usr/share/datasets/fashion-mnist ] || apt_missing+=(dataset-fashion-mnist)
+command -v chromium >/dev/null || apt_missing+=(chromium)
+if [ ${#apt_missing[@]} -gt 0 ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "joulesim setup: installing Debian packages ${apt_missing[*]}"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"; } >/dev/null 2>&1 \
+        || echo "joulesim setup: could not install ${apt_missing[*]} (--data fashion-mnist will say so if it is missing)"
 fi
 echo "joulesim setup: installing joulesim and its dependencies"
 pip install -e ".[dev]"

@@ -16,7 +16,6 @@ tables and both plots, images embedded as base64: one self-contained file).
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import html
 import io
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.errors import JoulesimError
+from simulator.html_report import format_value, html_image, html_page, html_table
 from simulator.report import progress_bar
 
 __all__ = ["COMPONENTS", "COMPONENT_COLUMNS", "METRIC_COLUMNS", "Comparison", "compare",
@@ -260,15 +260,6 @@ _TERM_COLUMNS = [  # (header, column, format)
 ]
 
 
-def _fmt(fmt: str, v) -> str:
-    if fmt == "pct":
-        return f"{100 * v:.1f}"
-    try:
-        return fmt.format(v)
-    except (ValueError, TypeError):
-        return str(v)
-
-
 def print_comparison(result: Comparison, console=None) -> None:
     """One table, a row per (model,) config; energies per inference by component in µJ."""
     from rich.table import Table
@@ -287,7 +278,7 @@ def print_comparison(result: Comparison, console=None) -> None:
         tab.add_column(head, justify="right")
     for _, r in t.iterrows():
         cells = ([r["model"]] if many else []) + [r["config"]]
-        cells += [_fmt(f, r[c]) for _, c, f in _TERM_COLUMNS]
+        cells += [format_value(f, r[c]) for _, c, f in _TERM_COLUMNS]
         tab.add_row(*cells)
     console.print(tab)
     console.print("latency: one forward pass (batch "
@@ -346,20 +337,6 @@ def _png_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
-def _html_table(df: pd.DataFrame, formats: dict) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = []
-    for _, r in df.iterrows():
-        cells = []
-        for c in df.columns:
-            v = r[c]
-            txt = _fmt(formats[c], v) if c in formats else str(v)
-            cls = ' class="num"' if isinstance(v, (int, float, np.number)) else ""
-            cells.append(f"<td{cls}>{html.escape(txt)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
 _HTML_FORMATS = {"energy_uj_per_inference": "{:.4f}", **{c: "{:.4f}" for c in COMPONENT_COLUMNS},
                  "latency_cycles": "{:,}", "latency_us": "{:,.2f}", "stall_cycles": "{:,}",
                  "edp_uj_us": "{:,.2f}", "utilization": "pct", "dram_bytes_per_inference": "{:,.0f}",
@@ -411,33 +388,23 @@ def _html_page(result: Comparison, energy_png: bytes, latency_png: bytes) -> str
     shown = table if len(result.models) > 1 else table.drop(columns=["model"])
     units = "".join(f"<li><code>{html.escape(c)}</code>: {html.escape(u)}</li>" for c, u in UNITS.items())
     parts = [f"<h2>Designs ({html.escape(', '.join(dict.fromkeys(table['mode'])))})</h2>",
-             _html_table(shown, _HTML_FORMATS)]
+             html_table(shown, _HTML_FORMATS)]
     if len(result.models) > 1:
         mat = result.matrix().reset_index()
         parts += ["<h2>Energy per inference (µJ): model (rows, pruned for a config) on config "
-                  "(columns)</h2>", _html_table(mat, {c: "{:.4f}" for c in result.configs})]
+                  "(columns)</h2>", html_table(mat, {c: "{:.4f}" for c in result.configs})]
         lat = result.matrix("latency_us").reset_index()
         parts += ["<h2>Latency (µs): model on config</h2>",
-                  _html_table(lat, {c: "{:,.2f}" for c in result.configs})]
+                  html_table(lat, {c: "{:,.2f}" for c in result.configs})]
 
-    def img(data: bytes, alt: str) -> str:
-        return (f'<img alt="{alt}" src="data:image/png;base64,'
-                f'{base64.b64encode(data).decode("ascii")}">')
-
-    parts += ["<h2>Energy per inference by component</h2>", img(energy_png, "energy by component"),
-              "<h2>Energy vs latency</h2>", img(latency_png, "energy vs latency"),
+    parts += ["<h2>Energy per inference by component</h2>", html_image(energy_png, "energy by component"),
+              "<h2>Energy vs latency</h2>", html_image(latency_png, "energy vs latency"),
               f"<h2>Units</h2><ul>{units}</ul>",
               "<p>Latency: one forward pass of the batch, stalls included. EDP = energy per "
               "inference x latency. Utilization = issued MACs / (compute cycles x PEs) over the "
               "MAC layers. Inferences per joule = 1e6 / energy per inference (µJ).</p>"]
     title = f"joulesim compare: {', '.join(result.models)} on {len(result.configs)} configs"
-    style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}"
-             "table{border-collapse:collapse;font-size:13px;margin-bottom:1em}"
-             "th,td{border:1px solid #ccc;padding:3px 7px}th{background:#f2f2f2}"
-             "td.num{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%}")
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{style}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1>{''.join(parts)}</body></html>\n")
+    return html_page(title, parts)
 
 
 def workload_fingerprint(work) -> str:
