@@ -250,3 +250,11 @@ def refresh_masks(model: nn.Module, masks: dict) -> None:
 
 
 BY_NAME = {g.name: g for g in (Unstructured(), NM(), Block(), Channel(), Depth())}
+
+
+# transformer granularities (pruning/transformer.py): they propose nothing for layers that are
+# not an encoder's attention or FFN projections, so CNN runs are unchanged
+from pruning.transformer import FFNNeurons, Heads  # noqa: E402
+
+GRANULARITIES = GRANULARITIES + (Heads.name, FFNNeurons.name)
+BY_NAME.update({g.name: g for g in (Heads(), FFNNeurons())})

