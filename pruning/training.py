@@ -22,12 +22,12 @@ class FinetuneSettings:
 
     `epochs` may be fractional: 0.25 trains on a quarter of the training set."""
 
-    epochs: float = 0.5
-    lr: float = 1e-4            # Adam at 1e-4 keeps the trained dense model's accuracy
+    epochs: float = 1.0
+    lr: float = 1e-3            # peak; cosine decay to 0 over each fine-tune
     weight_decay: float = 0.0
     optimizer: str = "adam"        # adam | adamw | sgd (momentum 0.9)
     batch_size: int = 128
-    distill: float = 0.5           # weight of the dense teacher's soft targets (0 = labels only)
+    distill: float = 0.7           # weight of the dense teacher's soft targets (0 = labels only)
     temperature: float = 4.0       # of the distillation softmax (Hinton et al. 2015)
 
 

@@ -13,7 +13,7 @@ NUMBER = r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"
 
 def _run(script, out_dir):
     r = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--tiny", "--out", str(out_dir)],
-                       capture_output=True, text=True, timeout=120, cwd=out_dir.parent)
+                       capture_output=True, text=True, timeout=300, cwd=out_dir.parent)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
 
@@ -48,3 +48,18 @@ def test_sweep_pareto(tmp_path):
     assert len(table) == 4 and table["pareto"].sum() == int(front[1])
     assert table["energy_uj_per_inference"].min() == pytest.approx(float(lowest_uj[1]), rel=1e-5)
     assert (out_dir / "sweep" / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_prune_for_two_chips(tmp_path):
+    if not Path("/usr/share/datasets/fashion-mnist").is_dir():
+        pytest.skip("Fashion-MNIST (Debian package dataset-fashion-mnist) is not installed")
+    out_dir = tmp_path / "out"
+    stdout = _run("prune_for_two_chips.py", out_dir)
+    runs = re.findall(rf"pruned for (\S+): {NUMBER} -> {NUMBER} µJ per inference", stdout)
+    assert [r[0] for r in runs] == ["edge_npu_16x16_int8", "edge_npu_16x16_int8_zero_gating"], stdout
+    assert all(float(after) < float(before) for _, before, after in runs)
+    table = pd.read_csv(out_dir / "cross" / "compare.csv")
+    assert len(table) == 6                                   # 3 models x 2 chips
+    for chip, before, _ in runs:
+        dense = table[(table["model"] == "fashion_cnn") & (table["config"] == chip)]
+        assert float(dense["energy_uj_per_inference"].iloc[0]) == pytest.approx(float(before), rel=1e-3)
