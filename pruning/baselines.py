@@ -9,7 +9,8 @@ Owns the two reference methods every result is set beside:
   MagnitudeImportance(p=1)), the fraction raised along a ladder.
 Both are iterative like the energy-aware loop: apply the next amount,
 fine-tune once (the same `finetune` and seed rule), evaluate, and stop before
-the first amount that breaks the accuracy budget. Neither looks at the
+the first amount that breaks the accuracy budget; the last amount kept then gets
+the same `final_finetune` as the energy-aware result. Neither looks at the
 hardware; the simulator only measures what they did.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from pruning.importance import mac_layers
+from pruning.loop import FINAL_SEED_OFFSET
 from pruning.results import PruneResult, layer_report
 from pruning.scoring import EnergyMeter
 from pruning.structure import channel_prunable_layers
@@ -56,8 +58,8 @@ def _uniform_channels(model: nn.Module, inputs, fraction_of_current: float) -> N
 
 def _ladder_run(method: str, model: nn.Module, hw, inputs, apply: Callable, ladder, *,
                 evaluate: Callable, finetune: Optional[Callable], test: Optional[Callable],
-                max_acc_drop: float, seed: int, model_name: Optional[str],
-                sample_error: Optional[float], progress: bool) -> PruneResult:
+                final_finetune: Optional[Callable], max_acc_drop: float, seed: int,
+                model_name: Optional[str], sample_error: Optional[float], progress: bool) -> PruneResult:
     t0 = time.perf_counter()
     test = test or evaluate
     meter = EnergyMeter(hw, inputs, sample_error=sample_error, seed=seed)
@@ -90,6 +92,11 @@ def _ladder_run(method: str, model: nn.Module, hw, inputs, apply: Callable, ladd
                 stop = f"amount {amount:g} broke the accuracy budget"
                 break
             current, masks, previous_amount = trial, trial_masks, amount
+    val_before_final = None
+    if final_finetune is not None and previous_amount > 0:
+        val_before_final = evaluate(current)
+        final_finetune(current, masks, seed + FINAL_SEED_OFFSET)
+        apply_masks(current, masks)
     after = meter.measure(current)
     acc_before, acc_after = test(dense), test(current)
     decisions = {n: [f"{method} (kept {previous_amount:g})"] for n in mac_layers(dense)}
@@ -100,32 +107,34 @@ def _ladder_run(method: str, model: nn.Module, hw, inputs, apply: Callable, ladd
         "acc_before": acc_before, "acc_after": acc_after,
         "acc_drop_points": 100 * (acc_before - acc_after),
         "val_acc_before": acc_dense, "val_acc_after": evaluate(current),
+        "val_acc_before_final_finetune": val_before_final,
         "latency_before_cycles": before.latency_cycles, "latency_after_cycles": after.latency_cycles,
         "cycles_reduction_x": before.latency_cycles / max(after.latency_cycles, 1),
         "amount": previous_amount, "stop_reason": stop,
-        "finetune_calls": len(history) if finetune else 0, "wall_s": time.perf_counter() - t0}
+        "finetune_calls": (len(history) if finetune else 0) + (val_before_final is not None),
+        "wall_s": time.perf_counter() - t0}
     report = layer_report(dense, current, before, after, decisions, {})
     return PruneResult(current, report, pd.DataFrame(history), summary)
 
 
 def global_magnitude(model, hw, example_inputs, *, evaluate, finetune=None, test=None,
-                     max_acc_drop: float = 0.01, ladder=MAGNITUDE_LADDER, seed: int = 0,
+                     final_finetune=None, max_acc_drop: float = 0.01, ladder=MAGNITUDE_LADDER, seed: int = 0,
                      model_name=None, sample_error=None, progress=False) -> PruneResult:
     """Global L1 unstructured pruning along `ladder` (total weight sparsities)."""
     def apply(model, amount, previous, masks):
         return _global_masks(model, amount)
     return _ladder_run("global magnitude", model, hw, example_inputs, apply, ladder,
-                       evaluate=evaluate, finetune=finetune, test=test, max_acc_drop=max_acc_drop,
-                       seed=seed, model_name=model_name, sample_error=sample_error, progress=progress)
+                       evaluate=evaluate, finetune=finetune, test=test, final_finetune=final_finetune,
+                       max_acc_drop=max_acc_drop, seed=seed, model_name=model_name, sample_error=sample_error, progress=progress)
 
 
 def uniform_channel(model, hw, example_inputs, *, evaluate, finetune=None, test=None,
-                    max_acc_drop: float = 0.01, ladder=CHANNEL_LADDER, seed: int = 0,
+                    final_finetune=None, max_acc_drop: float = 0.01, ladder=CHANNEL_LADDER, seed: int = 0,
                     model_name=None, sample_error=None, progress=False) -> PruneResult:
     """Uniform L1 channel pruning along `ladder` (fractions of the original channels removed)."""
     def apply(model, amount, previous, masks):
         _uniform_channels(model, example_inputs, 1 - (1 - amount) / (1 - previous))
         return {}
     return _ladder_run("uniform L1 channel", model, hw, example_inputs, apply, ladder,
-                       evaluate=evaluate, finetune=finetune, test=test, max_acc_drop=max_acc_drop,
-                       seed=seed, model_name=model_name, sample_error=sample_error, progress=progress)
+                       evaluate=evaluate, finetune=finetune, test=test, final_finetune=final_finetune,
+                       max_acc_drop=max_acc_drop, seed=seed, model_name=model_name, sample_error=sample_error, progress=progress)

@@ -43,6 +43,9 @@ from simulator.errors import JoulesimError
                    "validation accuracy is back within half the budget, then prune again.")
 @click.option("--finetune-epochs", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Fine-tune per step, in epochs of the training split (fractions allowed; 0 = none).")
+@click.option("--final-epochs", type=click.FloatRange(min=0), default=3.0, show_default=True,
+              help="One longer fine-tune of the finished model, in epochs (the baselines get the "
+                   "same; 0 = none).")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Fine-tune learning rate (cosine decay to 0).")
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True,
               help="Fine-tune optimizer (sgd: momentum 0.9).")
@@ -69,8 +72,8 @@ from simulator.errors import JoulesimError
               help="Seed of the fine-tune batches and dropout (a resumed run reproduces an uninterrupted one).")
 @click.pass_context
 def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_fidelity_drop,
-          seq_len, granularity, importance, schedule, finetune_epochs, lr, optimizer, weight_decay,
-          distill, min_saving, max_steps, batch, sample_error, baselines, out_dir, resume, seed):
+          seq_len, granularity, importance, schedule, finetune_epochs, final_epochs, lr, optimizer,
+          weight_decay, distill, min_saving, max_steps, batch, sample_error, baselines, out_dir, resume, seed):
     """Prune MODEL so that it saves energy on this hardware, with the simulator in the loop.
 
     Each step measures every candidate (layer x granularity x amount) on the config from the
@@ -103,12 +106,13 @@ def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_
         out_dir = out_dir or str(Path("prune_out") / f"{Path(model).stem}_{cfg.name}")
         if is_text_model(net):
             _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity_drop,
-                              seq_len, granularity, importance, schedule, finetune_epochs, lr,
+                              seq_len, granularity, importance, schedule, finetune_epochs,
+                              final_epochs, lr,
                               optimizer, weight_decay, min_saving, max_steps, batch, sample_error,
                               baselines, resume, seed)
             return
-        settings = FinetuneSettings(epochs=finetune_epochs, lr=lr, weight_decay=weight_decay,
-                                    optimizer=optimizer, distill=distill)
+        settings = FinetuneSettings(epochs=finetune_epochs, final_epochs=final_epochs, lr=lr,
+                                    weight_decay=weight_decay, optimizer=optimizer, distill=distill)
         task = load_task(data, data_dir, settings)
         torch.manual_seed(seed)
         results = prune_classifier(
@@ -128,7 +132,7 @@ def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_
 
 
 def _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity_drop, seq_len,
-                      granularity, importance, schedule, finetune_epochs, lr, optimizer,
+                      granularity, importance, schedule, finetune_epochs, final_epochs, lr, optimizer,
                       weight_decay, min_saving, max_steps, batch, sample_error, baselines, resume, seed):
     """The text branch of `prune`: fidelity on the shipped sentences is the budget; fine-tune
     options the user did not give keep the encoder defaults (`encoder_finetune_settings`)."""
@@ -141,8 +145,8 @@ def _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity
     if baselines:
         raise JoulesimError("--baselines: the baselines are for image classifiers; a text model "
                             "is pruned energy-aware only")
-    settings = settings_from_cli(ctx, epochs=finetune_epochs, lr=lr, optimizer=optimizer,
-                                 weight_decay=weight_decay)
+    settings = settings_from_cli(ctx, epochs=finetune_epochs, final_epochs=final_epochs, lr=lr,
+                                 optimizer=optimizer, weight_decay=weight_decay)
     torch.manual_seed(seed)
     task = FidelityTask.for_model(net, settings)
     results = prune_encoder(

@@ -136,10 +136,17 @@ class FidelityTask:
         """Distil the dense embeddings: `settings.epochs` passes over the training texts in
         shuffled batches (seeded), loss 1 − cosine, cosine-decayed learning rate; masks are
         re-applied after every optimizer step."""
+        self._distil(model, masks, seed, self.settings.epochs)
+
+    def final_finetune(self, model: nn.Module, masks: dict, seed: int) -> None:
+        """The longer distillation of the finished model: `settings.final_epochs` passes."""
+        self._distil(model, masks, seed, self.settings.final_epochs)
+
+    def _distil(self, model: nn.Module, masks: dict, seed: int, epochs: float) -> None:
         s, data = self.settings, self.train_split
         n = len(data.ids)
         gen = torch.Generator().manual_seed(seed)
-        n_samples = max(1, int(round(s.epochs * n)))
+        n_samples = max(1, int(round(epochs * n)))
         order = torch.cat([torch.randperm(n, generator=gen) for _ in range(-(-n_samples // n))])[:n_samples]
         batches = [order[i:i + s.batch_size] for i in range(0, n_samples, s.batch_size)]
         opt = make_optimizer(model, s)
@@ -215,6 +222,7 @@ def prune_encoder(model: nn.Module, hw, task: FidelityTask, *, model_name: str, 
     inputs = task.example_inputs(batch, seq_len, seed)
     pruner = encoder_pruner(
         model, hw, inputs, evaluate=task.evaluate, finetune=task.finetune, probe=task.probe,
+        final_finetune=task.final_finetune if task.settings.final_epochs > 0 else None,
         test=task.test, energy_target=energy_target, max_acc_drop=max_fidelity_drop,
         granularity=_granularities(granularity), importance=importance, schedule=schedule,
         min_saving=min_saving, max_steps=max_steps, layers_per_step=layers_per_step,

@@ -42,6 +42,7 @@ ACC_FLOOR = 0.005        # accuracy loss floor in the score (half a point): no d
 PROBE_LOSS_BUDGETS = 5   # a candidate losing more than 5 budgets on the probe (before fine-tuning)
 MIN_PROBE_LOSS_LIMIT = 0.05   # ... and more than 5 points is not tried
 SCHEDULES = ("iterative", "recover")
+FINAL_SEED_OFFSET = 1_000_003   # the final fine-tune's seed: seed + this (no step's seed)
 CHECKPOINT = "checkpoint.pt"
 RUN_FILE = "run.json"
 
@@ -73,6 +74,8 @@ class EnergyAwarePruner:
     evaluate(model) -> accuracy on held-out data (fraction), decides the budget;
     probe(model) -> a quick accuracy (default: evaluate) for scoring candidates;
     finetune(model, masks, seed) -> None, trains in place keeping masks applied;
+    final_finetune(model, masks, seed) -> None, once on the finished model (a longer
+    recovery fine-tune; default none);
     test(model) -> accuracy reported before/after (default: evaluate);
     calibration = (x, y): a batch for the taylor/activation criteria.
     energy_target: fraction of the dense energy to reach (0.4 = 2.5× less).
@@ -81,7 +84,8 @@ class EnergyAwarePruner:
 
     def __init__(self, model: nn.Module, hw, example_inputs, *, evaluate: Callable,
                  finetune: Optional[Callable] = None, probe: Optional[Callable] = None,
-                 test: Optional[Callable] = None, energy_target: float = 0.4,
+                 test: Optional[Callable] = None, final_finetune: Optional[Callable] = None,
+                 energy_target: float = 0.4,
                  max_acc_drop: float = 0.01, granularity="auto", importance: str = "l1",
                  calibration=None, min_saving: float = 0.005, layers_per_step: int = 3,
                  max_steps: int = 40, max_rejections: int = 3, schedule: str = "iterative",
@@ -107,6 +111,7 @@ class EnergyAwarePruner:
                                 "(no Conv2d or Linear)")
         self.evaluate, self.probe = evaluate, probe or evaluate
         self.finetune, self.test = finetune, test or evaluate
+        self.final_finetune = final_finetune
         self.calibration = calibration
         self.energy_target, self.max_acc_drop = energy_target, max_acc_drop
         self.min_saving, self.layers_per_step = min_saving, layers_per_step
@@ -318,6 +323,18 @@ class EnergyAwarePruner:
                         continue
                 state["stop_reason"] = reason
                 self._save(state)
+            pruned = any(h["accepted"] for h in state["history"])
+            if self.final_finetune is not None and pruned and state.get("val_acc_before_final") is None:
+                if bar:
+                    bar.update(task, description="final fine-tune of the pruned model")
+                state["val_acc_before_final"] = self.evaluate(state["model"])
+                self.final_finetune(state["model"], state["masks"], self.seed + FINAL_SEED_OFFSET)
+                apply_masks(state["model"], state["masks"])
+                state["finetune_calls"] += 1
+                self._save(state)
+                if console:
+                    console.print(f"final fine-tune: val acc {state['val_acc_before_final']:.2%} -> "
+                                  f"{self.evaluate(state['model']):.2%}")
         return self._result(state, time.perf_counter() - t_start)
 
     def _result(self, state: dict, wall_s: float) -> PruneResult:
@@ -337,6 +354,7 @@ class EnergyAwarePruner:
             "latency_before_cycles": before.latency_cycles, "latency_after_cycles": after.latency_cycles,
             "cycles_reduction_x": before.latency_cycles / max(after.latency_cycles, 1),
             "energy_target": self.energy_target, "max_acc_drop": self.max_acc_drop,
+            "val_acc_before_final_finetune": state.get("val_acc_before_final"),
             "stop_reason": state["stop_reason"], "steps": state["step"],
             "steps_accepted": int(history["accepted"].sum()) if not history.empty else 0,
             "finetune_calls": state["finetune_calls"], "simulations": self.meter.calls,

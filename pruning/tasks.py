@@ -9,6 +9,7 @@ the last fifth of x is held out as test data. Accuracies are fractions.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Optional
 from pathlib import Path
@@ -47,6 +48,13 @@ class ClassificationTask:
 
     def finetune(self, model: nn.Module, masks: dict, seed: int) -> None:
         train(model, self.train_x, self.train_y, self.settings, seed=seed, masks=masks,
+              teacher=self.teacher)
+
+    def final_finetune(self, model: nn.Module, masks: dict, seed: int) -> None:
+        """The longer fine-tune of the finished model: `settings.final_epochs` epochs."""
+        settings = copy.copy(self.settings)
+        settings.epochs = settings.final_epochs
+        train(model, self.train_x, self.train_y, settings, seed=seed, masks=masks,
               teacher=self.teacher)
 
     def calibration(self, n: int = CALIBRATION_SIZE):

@@ -32,7 +32,8 @@ def prune_classifier(model: nn.Module, hw, task: ClassificationTask, *, model_na
     if task.teacher is None:
         task.teacher = copy.deepcopy(model).eval()
     inputs = task.example_inputs(batch)
-    common = dict(evaluate=task.evaluate, finetune=task.finetune, test=task.test)
+    final = task.final_finetune if task.settings.final_epochs > 0 else None
+    common = dict(evaluate=task.evaluate, finetune=task.finetune, test=task.test, final_finetune=final)
     pruner = EnergyAwarePruner(
         model, hw, inputs, probe=task.probe, calibration=task.calibration(),
         energy_target=energy_target, max_acc_drop=max_acc_drop, granularity=granularity,

@@ -17,7 +17,7 @@ the targets, computed from the figures of this run:
 Results go to --out (default bench_prune_out/<config>/).
 
     python scripts/bench_prune.py [--configs A.yaml B.yaml] [--energy-target 0.4]
-        [--max-acc-drop 0.01] [--finetune-epochs 0.5] [--out DIR]
+        [--max-acc-drop 0.01] [--finetune-epochs 1] [--final-epochs 3] [--out DIR]
 """
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ def main():
     ap.add_argument("--max-acc-drop", type=float, default=0.01)
     ap.add_argument("--finetune-epochs", type=float, default=None,
                     help="per step (default: the CLI's default)")
+    ap.add_argument("--final-epochs", type=float, default=None,
+                    help="final fine-tune of each method's result (default: the CLI's default)")
     ap.add_argument("--lr", type=float, default=None, help="fine-tune lr (default: the CLI's default)")
     ap.add_argument("--schedule", default="iterative")
     ap.add_argument("--no-baselines", action="store_true")
@@ -57,11 +59,14 @@ def main():
     settings = FinetuneSettings()
     if args.finetune_epochs is not None:
         settings.epochs = args.finetune_epochs
+    if args.final_epochs is not None:
+        settings.final_epochs = args.final_epochs
     if args.lr is not None:
         settings.lr = args.lr
     print(f"fashion_cnn (shipped checkpoint), Fashion-MNIST; energy target {args.energy_target}, "
           f"accuracy budget {100 * args.max_acc_drop:.1f} pt (validation); fine-tune per step "
           f"{settings.epochs} epoch, {settings.optimizer} lr {settings.lr:g}, distill {settings.distill}; "
+          f"final fine-tune {settings.final_epochs} epochs (every method); "
           f"{torch.get_num_threads()} threads")
     rows = []
     for path in args.configs:

@@ -54,7 +54,7 @@ def run(out: Path, quick: bool) -> dict:
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     cfgs = [load_config(ROOT / "hw_configs" / c) for c in CONFIGS]
-    settings = FinetuneSettings(epochs=0.02 if quick else FinetuneSettings.epochs)
+    settings = (FinetuneSettings(epochs=0.02, final_epochs=0.02) if quick else FinetuneSettings())
     task = load_task("fashion-mnist", settings=settings, train_limit=2000 if quick else None)
     if quick:
         task.val_x, task.val_y = task.val_x[:500], task.val_y[:500]

@@ -142,7 +142,8 @@ def test_structural_pruning_keeps_a_residual_model_runnable(tmp_path):
 
 def _resumable(task, model, out_dir, **kw):
     return _pruner(model, make_config(), task, granularity="channel,unstructured", energy_target=0.05,
-                   max_steps=3, min_saving=0.005, out_dir=out_dir, **kw)
+                   max_steps=3, min_saving=0.005, out_dir=out_dir, final_finetune=task.final_finetune,
+                   **kw)
 
 
 def test_resume_ends_where_an_uninterrupted_run_ends(dense_mlp, task, tmp_path):
@@ -180,12 +181,36 @@ def test_result_files_and_reload(dense_mlp, task, tmp_path):
     assert int(groups.max()) <= 2          # the N:M mask is folded into the saved weights
 
 
+def test_final_finetune_runs_once_on_the_finished_model_keeping_its_masks(dense_mlp, task):
+    seen = []
+
+    def final(model, masks, seed):
+        seen.append({k: v.clone() for k, v in masks.items()})
+        task.final_finetune(model, masks, seed)
+
+    res = _pruner(dense_mlp, make_config(sparsity={"structured": "2:4"}), task, granularity="nm",
+                  final_finetune=final).run()
+    assert res.summary["steps_accepted"] == 1 and len(seen) == 1
+    assert res.summary["val_acc_before_final_finetune"] is not None
+    (name, mask), = seen[0].items()
+    layer = res.model.get_submodule(name.rpartition(".")[0])
+    assert torch.equal(layer.weight != 0, mask.bool() & (layer.weight != 0))   # still masked
+    assert float(mask.mean()) == 0.5
+    # nothing pruned (no candidate saves enough): no final fine-tune, the model is the dense one
+    seen.clear()
+    res = _pruner(dense_mlp, make_config(), task, granularity="nm", min_saving=0.9,
+                  final_finetune=final).run()
+    assert res.summary["steps_accepted"] == 0 and not seen
+
+
 def test_baselines_run_with_the_same_budget(dense_mlp, task):
     from pruning.baselines import global_magnitude, uniform_channel
     for fn, ladder in ((global_magnitude, (0.5, 0.8)), (uniform_channel, (0.25, 0.5))):
         res = fn(dense_mlp, make_config(), task.val_x[:64], evaluate=task.evaluate,
-                 finetune=task.finetune, max_acc_drop=1.0, ladder=ladder)
-        assert len(res.history) == 2 and res.summary["finetune_calls"] == 2
+                 finetune=task.finetune, final_finetune=task.final_finetune, max_acc_drop=1.0,
+                 ladder=ladder)
+        assert len(res.history) == 2 and res.summary["finetune_calls"] == 3   # 2 rungs + final
+        assert res.summary["val_acc_before_final_finetune"] is not None
         assert res.summary["energy_after_uj"] <= res.summary["energy_before_uj"]
     assert res.model[1].out_features == 16          # uniform channel: half of 32 removed
 
