@@ -42,11 +42,13 @@ from simulator.errors import JoulesimError
               help="iterative: one fine-tune per step; recover: fine-tune up to 3 times until the "
                    "validation accuracy is back within half the budget, then prune again.")
 @click.option("--finetune-epochs", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Fine-tune per step, in epochs of the training split (fractions allowed; 0 = none).")
+              help="Fine-tune per step, in epochs of the training split (fractions allowed; 0 = none). "
+                   "Text models, unless given: 0.5 passes over their training texts.")
 @click.option("--final-epochs", type=click.FloatRange(min=0), default=3.0, show_default=True,
               help="One longer fine-tune of the finished model, in epochs (the baselines get the "
-                   "same; 0 = none).")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Fine-tune learning rate (cosine decay to 0).")
+                   "same; 0 = none). Text models, unless given: 2 passes.")
+@click.option("--lr", type=float, default=1e-3, show_default=True,
+              help="Fine-tune learning rate (cosine decay to 0). Text models, unless given: 1e-4.")
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True,
               help="Fine-tune optimizer (sgd: momentum 0.9).")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True,
@@ -73,7 +75,8 @@ from simulator.errors import JoulesimError
 @click.pass_context
 def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_fidelity_drop,
           seq_len, granularity, importance, schedule, finetune_epochs, final_epochs, lr, optimizer,
-          weight_decay, distill, min_saving, max_steps, batch, sample_error, baselines, out_dir, resume, seed):
+          weight_decay, distill, min_saving, max_steps, batch, sample_error, baselines, out_dir,
+          resume, seed):
     """Prune MODEL so that it saves energy on this hardware, with the simulator in the loop.
 
     Each step measures every candidate (layer x granularity x amount) on the config from the
@@ -107,9 +110,8 @@ def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_
         if is_text_model(net):
             _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity_drop,
                               seq_len, granularity, importance, schedule, finetune_epochs,
-                              final_epochs, lr,
-                              optimizer, weight_decay, min_saving, max_steps, batch, sample_error,
-                              baselines, resume, seed)
+                              final_epochs, lr, optimizer, weight_decay, min_saving, max_steps,
+                              batch, sample_error, baselines, resume, seed)
             return
         settings = FinetuneSettings(epochs=finetune_epochs, final_epochs=final_epochs, lr=lr,
                                     weight_decay=weight_decay, optimizer=optimizer, distill=distill)
@@ -132,8 +134,9 @@ def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_
 
 
 def _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity_drop, seq_len,
-                      granularity, importance, schedule, finetune_epochs, final_epochs, lr, optimizer,
-                      weight_decay, min_saving, max_steps, batch, sample_error, baselines, resume, seed):
+                      granularity, importance, schedule, finetune_epochs, final_epochs, lr,
+                      optimizer, weight_decay, min_saving, max_steps, batch, sample_error,
+                      baselines, resume, seed):
     """The text branch of `prune`: fidelity on the shipped sentences is the budget; fine-tune
     options the user did not give keep the encoder defaults (`encoder_finetune_settings`)."""
     import torch
