@@ -150,8 +150,9 @@ def simulate(model, hw_path, input_shape, data, data_dir, batch, mode, seq_len, 
     component (µJ per inference), cycles, stalls, utilization, DRAM traffic.
 
     MODEL is a built-in name (fashion_cnn, resnet18, mobilenet_v2, bert_block, tiny_bert,
-    minilm), path/to/file.py:factory, or a TorchScript file. A text model also gets its
-    energy per encoder layer and part (attention, FFN) per sequence and per token."""
+    minilm), path/to/file.py:factory, or a model saved whole with torch.save (prune's
+    model.pt). A text model also gets its energy per encoder layer and part (attention, FFN)
+    per sequence and per token."""
     try:
         import torch
 
@@ -266,7 +267,8 @@ def compare(model, hw_paths, pruned_dirs, input_shape, batch, sample_error, seed
     inference) and inferences per joule.
 
     MODEL is a built-in name (fashion_cnn, resnet18, mobilenet_v2, bert_block, tiny_bert,
-    minilm), path/to/file.py:factory, or a TorchScript file; it comes before the options."""
+    minilm), path/to/file.py:factory, or a model saved whole with torch.save (prune's
+    model.pt); it comes before the options."""
     try:
         from simulator.comparison import compare as compare_designs
 
@@ -319,7 +321,7 @@ def sweep(model, base_path, grid_items, jobs, executor, scheduler, out_dir, resu
 
     Every grid point is checked before anything runs: an unknown key or a value the config
     schema rejects is one error (exit code 2). MODEL is a built-in name, path/to/file.py:factory
-    or a TorchScript file; it comes before the options."""
+    or a model saved whole with torch.save; it comes before the options."""
     try:
         from simulator.config import load_config
         from simulator.exploration import parse_grid, points_of, print_sweep

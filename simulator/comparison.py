@@ -90,8 +90,9 @@ def design_metrics(report) -> dict:
 # ----------------------------------------------------------------- models and inputs
 def resolve_workload(model, inputs=None, seed: int = 0, label: str | None = None):
     """(Workload, label, inputs) for a model given as a `network.Workload`, an nn.Module or a
-    model spec (built-in name, path/to/file.py:factory, TorchScript file). `inputs`: a tensor,
-    a shape (tuple or "1,1,28,28"), or None for the model's default shape (spec models only)."""
+    model spec (built-in name, path/to/file.py:factory, a model saved with torch.save).
+    `inputs`: a tensor, a shape (tuple or "1,1,28,28"), or None for the model's default shape
+    (spec models only)."""
     import torch
 
     from simulator.models import check_inputs, load_model
@@ -205,8 +206,8 @@ def compare(model, configs: Iterable, *, inputs=None, pruned_for: Iterable = (),
             progress: bool = False, label: str | None = None) -> Comparison:
     """Simulate `model` on every config in `configs` (paths or HardwareConfig).
 
-    model: a spec (built-in name, path/to/file.py:factory, TorchScript file), an nn.Module or a
-    `network.Workload`; inputs: a tensor, a shape, or None for the spec's default shape;
+    model: a spec (built-in name, path/to/file.py:factory, a model saved with torch.save), an
+    nn.Module or a `network.Workload`; inputs: a tensor, a shape, or None for the spec's default shape;
     label: the model's name in the table (default: the spec, or the module's class name).
     pruned_for: directories holding `model.pt` (whole nn.Modules saved with torch.save, as
     `joulesim prune` writes); each is evaluated on every config on the same inputs, after the

@@ -3,10 +3,11 @@
 This module owns:
 
 * the built-in model definitions (plain ``nn.Module`` classes written here, no
-  torchvision): ``fashion_cnn``, ``resnet18``, ``mobilenet_v2`` and
-  ``bert_block``, listed in ``BUILTIN_MODELS`` with their default input shapes;
+  torchvision): ``fashion_cnn``, ``resnet18``, ``mobilenet_v2``, ``bert_block``,
+  ``tiny_bert`` and ``minilm``, listed in ``BUILTIN_MODELS`` with their default input shapes;
 * ``load_model(spec)``, which turns what the user typed (a built-in name, a
-  ``file.py:factory`` pair, or a TorchScript file) into a model in eval mode;
+  ``file.py:factory`` pair, or a model saved whole with ``torch.save``) into a model in
+  eval mode;
 * the input helpers ``parse_shape``, ``make_inputs``, ``example_inputs`` (token
   ids of real sentences for text models) and ``check_inputs``.
 
