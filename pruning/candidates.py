@@ -17,7 +17,7 @@ simulator lowers it): B = weight.reshape(out, -1).T, K rows × N columns.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -42,6 +42,9 @@ class Context:
     inputs: object                      # example inputs, for the dependency graph
     channel_layers: frozenset = frozenset()
     blocks: tuple = ()
+    # scores a granularity computed on this step's model, by (granularity, layer): the loop
+    # builds one Context per step and every candidate's trial is a copy of that model
+    scores: dict = field(default_factory=dict)
 
 
 @dataclass

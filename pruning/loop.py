@@ -331,10 +331,11 @@ class EnergyAwarePruner:
                 self.final_finetune(state["model"], state["masks"], self.seed + FINAL_SEED_OFFSET)
                 apply_masks(state["model"], state["masks"])
                 state["finetune_calls"] += 1
+                state["val_acc"] = self.evaluate(state["model"])
                 self._save(state)
                 if console:
                     console.print(f"final fine-tune: val acc {state['val_acc_before_final']:.2%} -> "
-                                  f"{self.evaluate(state['model']):.2%}")
+                                  f"{state['val_acc']:.2%}")
         return self._result(state, time.perf_counter() - t_start)
 
     def _result(self, state: dict, wall_s: float) -> PruneResult:
@@ -350,7 +351,7 @@ class EnergyAwarePruner:
             "energy_reduction_x": before.energy_uj / after.energy_uj,
             "acc_before": acc_before, "acc_after": acc_after,
             "acc_drop_points": 100 * (acc_before - acc_after),
-            "val_acc_before": state["val_acc_dense"], "val_acc_after": self.evaluate(model),
+            "val_acc_before": state["val_acc_dense"], "val_acc_after": state["val_acc"],
             "latency_before_cycles": before.latency_cycles, "latency_after_cycles": after.latency_cycles,
             "cycles_reduction_x": before.latency_cycles / max(after.latency_cycles, 1),
             "energy_target": self.energy_target, "max_acc_drop": self.max_acc_drop,

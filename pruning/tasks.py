@@ -9,8 +9,7 @@ the last fifth of x is held out as test data. Accuracies are fractions.
 """
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 from pathlib import Path
 
@@ -52,10 +51,8 @@ class ClassificationTask:
 
     def final_finetune(self, model: nn.Module, masks: dict, seed: int) -> None:
         """The longer fine-tune of the finished model: `settings.final_epochs` epochs."""
-        settings = copy.copy(self.settings)
-        settings.epochs = settings.final_epochs
-        train(model, self.train_x, self.train_y, settings, seed=seed, masks=masks,
-              teacher=self.teacher)
+        train(model, self.train_x, self.train_y, replace(self.settings, epochs=self.settings.final_epochs),
+              seed=seed, masks=masks, teacher=self.teacher)
 
     def calibration(self, n: int = CALIBRATION_SIZE):
         return self.train_x[:n], self.train_y[:n]

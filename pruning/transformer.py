@@ -120,6 +120,14 @@ def _ffn_keeps(width: int, cols: int) -> set[int]:
     return {k for k in keeps if 1 <= k < width}
 
 
+def _remove_lowest(ctx, key, compute_scores, n_remove: int) -> list[int]:
+    """Indices of the `n_remove` lowest scores of the step's model; the scores are computed
+    once per step and layer (`Context.scores`), not once per candidate."""
+    if key not in ctx.scores:
+        ctx.scores[key] = compute_scores()
+    return torch.argsort(ctx.scores[key], stable=True)[:n_remove].tolist()
+
+
 class Heads:
     """Whole attention heads, removed physically from Q, K, V and the output projection."""
 
@@ -143,9 +151,9 @@ class Heads:
 
     def apply(self, cand, model: nn.Module, masks: dict, ctx) -> None:
         attention = model.get_submodule(_parent(cand.layer))
-        scores = head_scores(model, attention, ctx.inputs)
-        order = torch.argsort(scores, stable=True)
-        attention.prune_heads(order[:attention.num_heads - cand.keep].tolist())
+        attention.prune_heads(_remove_lowest(ctx, (self.name, cand.layer),
+                                             lambda: head_scores(model, attention, ctx.inputs),
+                                             attention.num_heads - cand.keep))
         _base().refresh_masks(model, masks)
 
 
@@ -166,9 +174,9 @@ class FFNNeurons:
 
     def apply(self, cand, model: nn.Module, masks: dict, ctx) -> None:
         block = model.get_submodule(_parent(cand.layer))
-        scores = neuron_scores(model, block, ctx.inputs)
-        order = torch.argsort(scores, stable=True)
-        block.prune_ffn(order[:block.intermediate.out_features - cand.keep].tolist())
+        block.prune_ffn(_remove_lowest(ctx, (self.name, cand.layer),
+                                       lambda: neuron_scores(model, block, ctx.inputs),
+                                       block.intermediate.out_features - cand.keep))
         _base().refresh_masks(model, masks)
 
 

@@ -187,6 +187,20 @@ def test_head_and_ffn_candidates_keep_the_model_runnable_and_simulable(tiny):
     assert after.total["energy_uj_per_inference"] < before.total["energy_uj_per_inference"]
 
 
+def test_head_and_ffn_scores_are_computed_once_per_step_with_the_same_result(tiny):
+    ids, mask = _inputs(tiny)
+    layers = dict(tiny.named_modules())
+    shared = _context(tiny, (ids, mask))
+    for g, layer in (("head", "layers.0.attention.query"), ("ffn", "layers.1.intermediate")):
+        for cand in BY_NAME[g].propose(shared, layer, layers[layer]):
+            with_shared, fresh = copy.deepcopy(tiny), copy.deepcopy(tiny)
+            cand.apply(with_shared, {}, shared)
+            cand.apply(fresh, {}, _context(tiny, (ids, mask)))
+            a, b = with_shared.state_dict(), fresh.state_dict()
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert set(shared.scores) == {("head", "layers.0.attention.query"), ("ffn", "layers.1.intermediate")}
+
+
 def test_transformer_granularities_propose_nothing_for_other_layers():
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 8))
     ctx = _context(net, torch.randn(1, 1, 8, 8))
