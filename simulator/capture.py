@@ -17,7 +17,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
+from numba import njit, prange
 from torch.overrides import TorchFunctionMode
 
 from simulator.errors import JoulesimError
@@ -114,6 +116,7 @@ class _Recorder(TorchFunctionMode):
         self.stack = module_stack
         self.mac_ops, self.vector_ops, self.unmodeled = [], [], []
         self.conv_by_output = {}      # id(conv output) -> MacOp, for BatchNorm folding
+        self.live_weights = []        # ops whose w is still the live parameter: cloned at the end
         self.counter = {}
         self.seq = 0
 
@@ -155,9 +158,10 @@ class _Recorder(TorchFunctionMode):
                                     "give explicit padding")
             params["padding"] = _pair(params["padding"])
             macs = out.numel() * (w.shape[1] * w.shape[2] * w.shape[3])
-            op = MacOp(self._name("conv2d"), "conv2d", x.detach().clone(), w.detach().clone(),
+            op = MacOp(self._name("conv2d"), "conv2d", x.detach().clone(), w.detach(),
                        None if b is None else b.detach().clone(), params, tuple(out.shape), macs)
             self.mac_ops.append(op)
+            self.live_weights.append(op)   # a folded BatchNorm replaces w: no copy needed then
             self.conv_by_output[id(out)] = (op, out)
         elif fname == "linear":
             x, w, b = arg(0, "input"), arg(1, "weight"), arg(2, "bias")
@@ -217,10 +221,27 @@ class _Recorder(TorchFunctionMode):
         scale = torch.rsqrt(var + eps)
         if gamma is not None:
             scale = scale * gamma
-        op.w = op.w * scale.reshape(-1, 1, 1, 1)
+        op.w = op.w * scale.reshape(-1, 1, 1, 1)      # a new tensor: no longer the live weight
         bias = op.bias if op.bias is not None else torch.zeros_like(mean)
         op.bias = (bias - mean) * scale + (beta if beta is not None else 0)
         op.folded_bn = True
+
+
+@njit(parallel=True, cache=True)
+def _finite_kernel(flat):
+    bad = 0
+    for i in prange(flat.shape[0]):
+        v = flat[i]
+        if not np.isfinite(v):
+            bad += 1
+    return bad == 0
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """No NaN or Inf in `t`: one parallel pass for float32/float64 CPU tensors."""
+    if t.dtype in (torch.float32, torch.float64) and t.device.type == "cpu" and t.numel():
+        return bool(_finite_kernel(t.detach().contiguous().reshape(-1).numpy()))
+    return bool(torch.isfinite(t).all())
 
 
 def capture(model: torch.nn.Module, inputs) -> Capture:
@@ -232,10 +253,10 @@ def capture(model: torch.nn.Module, inputs) -> Capture:
     if not isinstance(inputs, (tuple, list)):
         inputs = (inputs,)
     for t in inputs:
-        if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not _all_finite(t):
             raise JoulesimError("the inputs contain NaN or Inf")
     for name, p in list(model.named_parameters()) + list(model.named_buffers()):
-        if p.is_floating_point() and not torch.isfinite(p).all():
+        if p.is_floating_point() and not _all_finite(p):
             raise JoulesimError(f"model parameter {name} contains NaN or Inf")
     stack: list[str] = []
     names = {m: n for n, m in model.named_modules()}
@@ -265,5 +286,8 @@ def capture(model: torch.nn.Module, inputs) -> Capture:
         for h in handles:
             h.remove()
         model.train(was_training)
+    for op in rec.live_weights:    # snapshot the weights no BatchNorm replaced
+        if not op.folded_bn:
+            op.w = op.w.clone()
     # a BatchNorm that was not folded (not directly after a conv) runs on the vector unit
     return Capture(rec.mac_ops, rec.vector_ops, rec.unmodeled, out)

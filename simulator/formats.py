@@ -67,6 +67,10 @@ def encode(x, fmt: str, acc_bits: int = 32, name: str = "operand") -> Operand:
     vdt = value_dtype(fmt, acc_bits)
     if fmt in ("int8", "int16"):
         qmax = 2 ** (bits - 1) - 1
+        storage = np.int8 if bits == 8 else np.int16
+        if a.dtype == storage:      # already quantized in the storage dtype (lowering's output)
+            return Operand(np.ascontiguousarray(a).view(_BITS_DTYPE[bits]),
+                           np.ascontiguousarray(a, dtype=vdt), 1.0, fmt)
         if a.dtype.kind in "iub":
             q = a.astype(np.int64)
             if q.size and (q.min() < -qmax - 1 or q.max() > qmax):

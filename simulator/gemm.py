@@ -19,7 +19,7 @@ from simulator.config import HardwareConfig, load_config, resolve_prices
 from simulator.energy import REGISTER_CLASSES, energy_breakdown
 from simulator.errors import JoulesimError
 from simulator.formats import FLOAT_FORMATS, Operand, encode
-from simulator.mapping import Counts, OSPlan, WSPlan, plan_os, plan_ws
+from simulator.mapping import Counts, OSPlan, WSPlan, dense_ws_counts, plan_os, plan_ws
 
 DATAFLOWS = {"ws": "weight_stationary", "os": "output_stationary", "is": "input_stationary",
              "weight_stationary": "weight_stationary", "output_stationary": "output_stationary",
@@ -28,6 +28,8 @@ Z95 = 1.959963984540054
 MIN_SAMPLE_FOLDS = 12
 PER_STRATUM = 3        # folds sampled at least per stratum
 FOLDS_PER_STRATUM = 8  # strata are at least this large (merged when finer)
+MIN_SAMPLE_UNITS = 128  # dense weight-stationary sampled mode: first sample of psum transitions
+MAX_UNIT_STRATA = 16    # ... in at most this many strata (ranges of K folds)
 
 
 def t95(df: float) -> float:
@@ -224,6 +226,10 @@ def simulate_gemm(A, B, hw, *, dataflow: str | None = None, rows: int | None = N
     nm = cfg.structured_nm
     if nm is not None and flow == "input_stationary":
         raise JoulesimError("N:M structured sparsity needs weight_stationary or output_stationary")
+    gating = bool(sp.zero_gating)
+    if sample_error is not None and flow == "weight_stationary" and nm is None \
+            and not sp.zero_skipping and not gating:
+        return _sampled_dense_ws(A, B, cfg, R, C, sample_error, seed)
     Aop = encode(A, fmt, acc_bits, "A (ifmap)")
     Bop = encode(B, fmt, acc_bits, "B (filter)")
     if Aop.values.shape[1] != Bop.values.shape[0]:
@@ -232,7 +238,6 @@ def simulate_gemm(A, B, hw, *, dataflow: str | None = None, rows: int | None = N
     N = Bop.values.shape[1]
     if min(M, K, N) < 1:
         raise JoulesimError(f"empty GEMM {M}x{K}x{N}")
-    gating = bool(sp.zero_gating)
 
     if flow == "output_stationary":
         plan = plan_os(Aop, Bop, R, C, nm, sp.zero_skipping)
@@ -291,6 +296,29 @@ def _sample_contributions(plan, contributions, sample):
     return {c: v[pos] for c, v in contrib.items()}
 
 
+def _stratified_estimate(x, labels, sizes):
+    """Total of a population from a stratified sample without replacement:
+    `x[i]` is the value of a sampled unit of stratum `labels[i]`, stratum h
+    has `sizes[h]` units (each sampled at least once). Returns (estimate,
+    95% half-width): each stratum expanded by its size, the variance with the
+    finite-population correction per stratum, and Student's t with
+    Satterthwaite's effective degrees of freedom."""
+    H = len(sizes)
+    sizes = np.asarray(sizes, np.float64)
+    n_h = np.bincount(labels, minlength=H).astype(np.float64)
+    mean = np.bincount(labels, x, minlength=H) / n_h
+    ss = np.bincount(labels, (x - mean[labels]) ** 2, minlength=H)
+    est = float((sizes * mean).sum())
+    multi = n_h > 1
+    part = np.zeros(H)
+    part[multi] = sizes[multi] ** 2 * (1 - n_h[multi] / sizes[multi]) \
+        * (ss[multi] / (n_h[multi] - 1)) / n_h[multi]
+    var = float(part.sum())
+    df_den = float((part[multi] ** 2 / (n_h[multi] - 1)).sum())
+    df = var ** 2 / df_den if df_den > 0 else float(max(1, len(x) - H))
+    return est, t95(max(1.0, df)) * math.sqrt(var)
+
+
 def _sampled(plan, contributions, classes, target, seed):
     """Stratified random sample of folds without replacement.
 
@@ -315,21 +343,12 @@ def _sampled(plan, contributions, classes, target, seed):
         sample = np.sort(np.concatenate([s[:t] for s, t in zip(strata, take)]))
         n = len(sample)
         contrib = _sample_contributions(plan, contributions, sample)
-        where = {h: np.isin(sample, s[:t]) for h, (s, t) in enumerate(zip(strata, take))}
+        labels = np.zeros(n, np.int64)
+        for h, (s, t) in enumerate(zip(strata, take)):
+            labels[np.isin(sample, s[:t])] = h
         totals, ci, worst = {}, {}, 0.0
         for c in classes:
-            x = contrib[c].astype(np.float64)
-            est, var, df_den = 0.0, 0.0, 0.0
-            for h, size in enumerate(sizes):
-                xh = x[where[h]]
-                est += size * xh.mean()
-                if len(xh) > 1:
-                    part = size ** 2 * (1 - len(xh) / size) * xh.var(ddof=1) / len(xh)
-                    var += part
-                    df_den += part ** 2 / (len(xh) - 1)
-            # Satterthwaite's effective degrees of freedom of the stratified variance
-            df = var ** 2 / df_den if df_den > 0 else float(max(1, n - len(strata)))
-            half = t95(max(1.0, df)) * math.sqrt(var)
+            est, half = _stratified_estimate(contrib[c].astype(np.float64), labels, sizes)
             totals[c] = int(round(est))
             ci[c] = (max(0.0, est - half), est + half)
             if est > 0 and c != "macs_gated":
@@ -338,3 +357,128 @@ def _sampled(plan, contributions, classes, target, seed):
             return totals, ci, n
         # the half-width shrinks about as 1/sqrt(n): grow the sampling fraction
         frac = min(1.0, frac * max(1.25, 1.1 * (worst / target) ** 2))
+
+
+def _raw_operand(x, fmt, acc_bits, name):
+    """(bits, values) of an operand without copies when `x` is already stored
+    in the format's integer dtype (lowered GEMMs are), else via `encode`."""
+    storage = {"int8": np.int8, "int16": np.int16}.get(fmt)
+    if storage is not None and isinstance(x, np.ndarray) and x.dtype == storage and x.ndim == 2:
+        x = np.ascontiguousarray(x)
+        return x.view(np.uint8 if storage is np.int8 else np.uint16), x
+    op = encode(x, fmt, acc_bits, name)
+    return op.bits, op.values
+
+
+def _draw(rng, offsets, deficit, taken):
+    """Draw `deficit[h]` more units of each stratum h (units offsets[h] ..
+    offsets[h+1]-1), each uniform among the units not `taken` yet (marked as
+    they are drawn): by rejection, O(units drawn), while the draw is under
+    half of what is left of the stratum, else from a permutation of the rest."""
+    parts = []
+    for h in np.flatnonzero(deficit > 0):
+        remaining = offsets[h + 1] - offsets[h] - taken[offsets[h]:offsets[h + 1]].sum()
+        if 2 * deficit[h] >= remaining:     # most of what is left: a permutation of the rest
+            rest = offsets[h] + np.flatnonzero(~taken[offsets[h]:offsets[h + 1]])
+            pick = rng.permutation(rest)[:deficit[h]]
+            taken[pick] = True
+            parts.append(pick)
+            deficit = deficit.copy()
+            deficit[h] = 0
+    while deficit.any():
+        h = np.repeat(np.arange(len(deficit)), deficit + deficit // 4 + (deficit > 0) * 4)
+        cand = offsets[h] + (rng.random(len(h)) * (offsets[h + 1] - offsets[h])).astype(np.int64)
+        keep = ~taken[cand]
+        cand, h = cand[keep], h[keep]
+        first = np.sort(np.unique(cand, return_index=True)[1])   # first draw of each unit
+        cand, h = cand[first], h[first]
+        order = np.argsort(h, kind="stable")
+        rank = np.empty(len(h), np.int64)                          # draw rank within its stratum
+        starts = np.searchsorted(h[order], np.arange(len(deficit)))
+        rank[order] = np.arange(len(h)) - starts[h[order]]
+        cand = cand[rank < deficit[h]]
+        taken[cand] = True
+        deficit = deficit - np.bincount(h[rank < deficit[h]], minlength=len(deficit))
+        parts.append(cand)
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def _sampled_dense_ws(A, B, cfg, R, C, target, seed) -> GemmResult:
+    """Sampled mode of a weight-stationary array without sparsity features.
+
+    Forwarding, multiplier-input and stationary toggles are counted exactly
+    from per-K stream toggles of A and from B (see the decomposition in
+    `simulator.toggles`); partial-sum toggles, the only class that needs
+    every MAC, are estimated from a stratified random sample of fold step
+    transitions (strata: ranges of K folds, which see the same A columns),
+    grown until their 95% half-width is within `target` of the estimate
+    (`_stratified_estimate`), or every transition is simulated."""
+    arr = cfg.array
+    fmt, acc_bits = arr.operand_format, arr.accumulator_bits
+    a_bits, a_val = _raw_operand(A, fmt, acc_bits, "A (ifmap)")
+    b_bits, b_val = _raw_operand(B, fmt, acc_bits, "B (filter)")
+    if a_val.shape[1] != b_val.shape[0]:
+        raise JoulesimError(f"shapes do not chain: A is {a_val.shape}, B is {b_val.shape}")
+    M, K = a_val.shape
+    N = b_val.shape[1]
+    if min(M, K, N) < 1:
+        raise JoulesimError(f"empty GEMM {M}x{K}x{N}")
+    fk, fn = -(-K // R), -(-N // C)
+    counts = dense_ws_counts(M, K, N, R, C)
+
+    chunks = np.zeros((max(1, min(8, M // 64)), K), np.int64)
+    tk.stream_toggles(a_bits, chunks)
+    stream = int(chunks.sum()) + int(np.bitwise_count(a_bits[M - 1]).sum())   # + the fall
+    stat = np.zeros(fn, np.int64)
+    tk.ws_dense_stationary(b_bits, R, C, stat)
+    stationary = int(stat.sum())
+    exact = {"forwarding": C * fn * stream, "stationary": stationary,
+             "mult_inputs": N * stream + stationary, "macs_gated": 0}
+
+    # psum: population of fk * fn folds x (M + 1) transitions, strata = ranges of K folds
+    acc_proto, mask_arr = _acc_setup(fmt, acc_bits, C)
+    per_fold = M + 1
+    H = min(fk, MAX_UNIT_STRATA)
+    kf_edges = np.linspace(0, fk, H + 1).round().astype(np.int64)
+    sizes = np.diff(kf_edges) * fn * per_fold
+    offsets = kf_edges * fn * per_fold     # unit u = (kf * fn + nf) * (M + 1) + t
+    rng = np.random.default_rng(seed)
+    taken = np.zeros(int(offsets[-1]), bool)
+    units, values = np.zeros(0, np.int64), np.zeros(0, np.float64)
+    count = np.zeros(H, np.int64)
+    frac = MIN_SAMPLE_UNITS / sizes.sum()
+    while True:
+        take = np.minimum(sizes, np.maximum(PER_STRATUM, np.ceil(frac * sizes).astype(np.int64)))
+        take = np.where(2 * take >= sizes, sizes, np.maximum(take, count))   # half or more: all
+        new = _draw(rng, offsets, take - count, taken)
+        count = take
+        out = np.zeros(len(new), np.int64)
+        if len(new):
+            fold, t = np.divmod(new, per_fold)
+            tk.ws_dense_psum_units(a_val, b_val, R, C, fold // fn, fold % fn, t,
+                                   acc_proto, mask_arr, out)
+        units = np.concatenate([units, new])
+        values = np.concatenate([values, out.astype(np.float64)])
+        labels = np.searchsorted(offsets, units, side="right") - 1
+        est, half = _stratified_estimate(values, labels, sizes)
+        if est <= 0 or half <= target * est or np.array_equal(take, sizes):
+            break
+        frac = min(1.0, frac * max(1.25, 1.1 * (half / est / target) ** 2))
+    n_units = len(units)
+    complete = n_units == sizes.sum()
+    totals = dict(exact, psum=int(round(est)))
+    ci = {c: (float(v), float(v)) for c, v in exact.items()}
+    ci["psum"] = (float(totals["psum"]),) * 2 if complete else (max(0.0, est - half), est + half)
+
+    prices = resolve_prices(cfg)
+    toggles = {c: totals[c] for c in REGISTER_CLASSES}
+    energy, events = energy_breakdown(prices, fmt, acc_bits, toggles, counts, 0, False)
+    sampled_folds = np.unique(units // per_fold)
+    return GemmResult(config=cfg.name, dataflow="weight_stationary", rows=R, cols=C, m=M, k=K, n=N,
+                      operand_format=fmt, mode="exact" if complete else "sampled", counts=counts,
+                      macs_gated=0, toggles=toggles,
+                      toggles_ci95={c: ci[c] for c in REGISTER_CLASSES}, energy_pj=energy,
+                      events=events, frequency_hz=prices.frequency_hz,
+                      folds_sampled=len(sampled_folds),
+                      extra={"psum_transitions_sampled": n_units,
+                             "psum_transitions": int(sizes.sum())})

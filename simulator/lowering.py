@@ -4,11 +4,15 @@ quantized operands, in the order the array streams them.
 Owns the quantization to the array's number format (int8/int16: symmetric
 per-tensor activations, per-output-channel weights; fp16/bf16/fp32: casts,
 done by `simulator.formats.encode`) and the conv -> GEMM transform:
-- conv2d: im2col (`F.unfold`): A rows = output pixels (batch folded into M,
+- conv2d: im2col (a Numba kernel, `F.unfold`'s layout): A rows = output pixels (batch folded into M,
   order n, oh, ow), A columns = (c, kh, kw) of one group; B = that group's
   filters (K x Cout/g). A grouped conv is one GEMM per group (depthwise: K = kh*kw).
 - linear: A = input rows (all leading dims folded into M), B = W^T.
 - matmul/bmm: one GEMM per batch index; both operands are activations.
+Operands are stored in the narrowest exact dtype (int8/int16 for the int
+formats, float32 otherwise), and every GEMM carries `key`, a 128-bit hash of
+the quantized tensors it was built from (plus the conv parameters and the
+part index), so the layer cache never hashes the larger im2col matrix.
 The integer GEMM of a lowered conv equals `F.conv2d` on the same quantized
 integers (tests/test_lowering.py).
 """
@@ -18,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import xxhash
+from numba import njit, prange
 
 from simulator.capture import MacOp
 from simulator.formats import FLOAT_FORMATS, OPERAND_BITS
@@ -28,9 +33,10 @@ from simulator.formats import FLOAT_FORMATS, OPERAND_BITS
 class LoweredGemm:
     layer: str            # the MacOp's name
     part: int             # group / batch index within the layer
-    A: np.ndarray         # (M, K) quantized integers (int formats) or floats
+    A: np.ndarray         # (M, K) quantized integers (int8/int16) or float32
     B: np.ndarray         # (K, N)
     weight_is_param: bool
+    key: bytes = b""      # content hash of the operands (see module docstring)
 
 
 def _qmax(fmt):
@@ -38,7 +44,8 @@ def _qmax(fmt):
 
 
 def quantize_tensor(x: torch.Tensor, fmt: str) -> torch.Tensor:
-    """Symmetric per-tensor quantization to integers (int formats); floats pass."""
+    """Symmetric per-tensor quantization to integers (int formats); floats pass.
+    (The reference in torch; `lower` runs `_quantize_np`, which equals it.)"""
     if fmt in FLOAT_FORMATS:
         return x.float()
     amax = x.abs().max()
@@ -47,7 +54,8 @@ def quantize_tensor(x: torch.Tensor, fmt: str) -> torch.Tensor:
 
 
 def quantize_per_channel(w: torch.Tensor, fmt: str) -> torch.Tensor:
-    """Symmetric per-output-channel (dim 0) quantization of a weight."""
+    """Symmetric per-output-channel (dim 0) quantization of a weight.
+    (The reference in torch; `lower` runs `_quantize_np`, which equals it.)"""
     if fmt in FLOAT_FORMATS:
         return w.float()
     flat = w.reshape(w.shape[0], -1)
@@ -57,46 +65,157 @@ def quantize_per_channel(w: torch.Tensor, fmt: str) -> torch.Tensor:
     return q.reshape(w.shape)
 
 
+_TORCH_INT = {"int8": torch.int8, "int16": torch.int16}
+_NP_INT = {"int8": np.int8, "int16": np.int16}
+
+
 def _np(t: torch.Tensor, fmt: str) -> np.ndarray:
-    if fmt in FLOAT_FORMATS:
-        return np.ascontiguousarray(t.detach().float().numpy())
-    return np.ascontiguousarray(t.detach().to(torch.int64).numpy())
+    """A quantized tensor as a C-contiguous numpy array of the format's storage dtype."""
+    dtype = torch.float32 if fmt in FLOAT_FORMATS else _TORCH_INT[fmt]
+    return t.detach().to(dtype).contiguous().numpy()
 
 
-def conv_to_gemms(x_q: torch.Tensor, w_q: torch.Tensor, params: dict):
-    """im2col of quantized conv operands: yields (group, A (M, K), B (K, N))."""
+@njit(parallel=True, cache=True)
+def _row_amax(x):
+    out = np.zeros(x.shape[0], x.dtype)
+    for i in prange(x.shape[0]):
+        m = np.float32(0)
+        for v in x[i]:
+            m = max(m, abs(v))
+        out[i] = m
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _quantize_rows(x, scale, qmax, out):
+    """out[i, j] = clip(rint(x[i, j] / scale[i]), -qmax - 1, qmax), in float32."""
+    lo, hi = np.float32(-qmax - 1), np.float32(qmax)
+    for i in prange(x.shape[0]):
+        s = scale[i]
+        for j in range(x.shape[1]):
+            out[i, j] = min(max(np.rint(x[i, j] / s), lo), hi)
+
+
+@njit(parallel=True, cache=True)
+def _quantize_rows_transposed(x, scale, qmax, out):
+    """`_quantize_rows` written transposed: out[j, i], in cache-sized blocks."""
+    lo, hi = np.float32(-qmax - 1), np.float32(qmax)
+    rows, cols = x.shape
+    block = 64
+    for jb in prange((cols + block - 1) // block):
+        j0, j1 = jb * block, min(cols, (jb + 1) * block)
+        for i0 in range(0, rows, block):
+            for i in range(i0, min(rows, i0 + block)):
+                s = scale[i]
+                for j in range(j0, j1):
+                    out[j, i] = min(max(np.rint(x[i, j] / s), lo), hi)
+
+
+def _quantize_np(t: torch.Tensor, fmt: str, per_channel: bool, transposed: bool = False):
+    """`quantize_per_channel` (per_channel) or `quantize_tensor` as a numpy array of
+    the storage dtype, in one pass of a Numba kernel for float32 tensors (the
+    same float32 arithmetic as the torch reference, so the same integers).
+    `transposed` (per_channel only): the (prod(shape[1:]), shape[0]) matrix
+    W^T that a GEMM's B operand is, written directly."""
+    if fmt in FLOAT_FORMATS or t.dtype != torch.float32:
+        q = _np(quantize_per_channel(t, fmt) if per_channel else quantize_tensor(t, fmt), fmt)
+        return np.ascontiguousarray(q.reshape(q.shape[0], -1).T) if transposed else q
+    x = t.detach().contiguous().numpy()
+    rows = x.reshape(x.shape[0], -1) if per_channel else x.reshape(1, -1)
+    amax = _row_amax(rows) if rows.size else np.zeros(rows.shape[0], np.float32)
+    qmax = _qmax(fmt)
+    scale = np.where(amax > 0, amax / np.float32(qmax), np.float32(1.0)).astype(np.float32)
+    if transposed:
+        out = np.empty(rows.shape[::-1], _NP_INT[fmt])
+        _quantize_rows_transposed(rows, scale, qmax, out)
+        return out
+    out = np.empty(rows.shape, _NP_INT[fmt])
+    _quantize_rows(rows, scale, qmax, out)
+    return out.reshape(x.shape)
+
+
+@njit(parallel=True, cache=True)
+def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, c0, cg, out):
+    """Rows of A for channels c0 .. c0+cg-1 of x (N, C, H, W): out[(n, oh, ow),
+    (c, i, j)] = x[n, c0 + c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (0 outside),
+    the layout of `torch.nn.functional.unfold`."""
+    N, _, H, W = x.shape
+    OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    for row in prange(N * OH):
+        n, oh = row // OH, row % OH
+        for ow in range(OW):
+            m = row * OW + ow
+            col = 0
+            for c in range(cg):
+                for i in range(kh):
+                    ih = oh * sh - ph + i * dh
+                    for j in range(kw):
+                        iw = ow * sw - pw + j * dw
+                        if 0 <= ih < H and 0 <= iw < W:
+                            out[m, col] = x[n, c0 + c, ih, iw]
+                        else:
+                            out[m, col] = 0
+                        col += 1
+
+
+def _key(*parts) -> bytes:
+    """128-bit content hash of quantized tensors (numpy arrays) and small descriptors."""
+    h = xxhash.xxh3_128()
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            h.update(str((p.shape, p.dtype.str)).encode())
+            h.update(np.ascontiguousarray(p).view(np.uint8).data)
+        else:
+            h.update(repr(p).encode())
+    return h.digest()
+
+
+def conv_to_gemms(x_q, w_q, params: dict, w_t=None):
+    """im2col of quantized conv operands (numpy arrays or tensors, converted):
+    yields (group, A (M, K), B (K, N)) as C-contiguous numpy arrays. `w_t`:
+    the weight already as W^T (Cin/g*kh*kw, Cout), to slice B from."""
+    x = x_q.detach().numpy() if isinstance(x_q, torch.Tensor) else x_q
+    w = w_q.detach().numpy() if isinstance(w_q, torch.Tensor) else w_q
+    x = np.ascontiguousarray(x)
     groups = params["groups"]
-    kh, kw = w_q.shape[2], w_q.shape[3]
-    cin_g = x_q.shape[1] // groups
-    cout_g = w_q.shape[0] // groups
-    cols = F.unfold(x_q.double(), (kh, kw), dilation=params["dilation"],
-                    padding=params["padding"], stride=params["stride"])   # (N, C*kh*kw, L)
-    n, _, L = cols.shape
-    cols = cols.reshape(n, groups, cin_g * kh * kw, L)
+    kh, kw = w.shape[2], w.shape[3]
+    (sh, sw), (ph, pw), (dh, dw) = params["stride"], params["padding"], params["dilation"]
+    n, c, h, wd = x.shape
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    cin_g = c // groups
+    cout_g = w.shape[0] // groups
     for g in range(groups):
-        A = cols[:, g].permute(0, 2, 1).reshape(n * L, cin_g * kh * kw)
-        B = w_q[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1).T
+        A = np.empty((n * oh * ow, cin_g * kh * kw), x.dtype)
+        _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, g * cin_g, cin_g, A)
+        if w_t is None:
+            B = np.ascontiguousarray(w[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1).T)
+        else:
+            B = np.ascontiguousarray(w_t[:, g * cout_g:(g + 1) * cout_g])
         yield g, A, B
 
 
 def lower(op: MacOp, fmt: str):
     """The GEMMs of one MAC op, quantized to `fmt`."""
     if op.kind == "conv2d":
-        x_q = quantize_tensor(op.x, fmt)
-        w_q = quantize_per_channel(op.w, fmt)
-        return [LoweredGemm(op.name, g, _np(A, fmt), _np(B, fmt), True)
-                for g, A, B in conv_to_gemms(x_q, w_q, op.params)]
+        x_n = _quantize_np(op.x, fmt, per_channel=False)
+        w_t = _quantize_np(op.w, fmt, per_channel=True, transposed=True)
+        base = (fmt, op.kind, sorted(op.params.items()), tuple(op.w.shape))
+        return [LoweredGemm(op.name, g, A, B, True, _key(x_n, w_t, base, g))
+                for g, A, B in conv_to_gemms(x_n, op.w, op.params, w_t=w_t)]
     if op.kind == "linear":
-        A = quantize_tensor(op.x, fmt).reshape(-1, op.x.shape[-1])
-        B = quantize_per_channel(op.w, fmt).T
-        return [LoweredGemm(op.name, 0, _np(A, fmt), _np(B, fmt), True)]
-    a, b = quantize_tensor(op.x, fmt), quantize_tensor(op.w, fmt)
+        A = _quantize_np(op.x, fmt, per_channel=False).reshape(-1, op.x.shape[-1])
+        B = _quantize_np(op.w, fmt, per_channel=True, transposed=True)
+        return [LoweredGemm(op.name, 0, A, B, True, _key(A, B, fmt, op.kind))]
+    a = torch.from_numpy(_quantize_np(op.x, fmt, per_channel=False))
+    b = torch.from_numpy(_quantize_np(op.w, fmt, per_channel=False))
     if a.dim() == 1:
         a = a[None, :]
     if b.dim() == 1:
         b = b[:, None]
     batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    a = a.expand(*batch, *a.shape[-2:]).reshape(-1, *a.shape[-2:])
-    b = b.expand(*batch, *b.shape[-2:]).reshape(-1, *b.shape[-2:])
-    return [LoweredGemm(op.name, i, _np(a[i], fmt), _np(b[i], fmt), op.weight_is_param)
+    a = a.expand(*batch, *a.shape[-2:]).reshape(-1, *a.shape[-2:]).contiguous().numpy()
+    b = b.expand(*batch, *b.shape[-2:]).reshape(-1, *b.shape[-2:]).contiguous().numpy()
+    return [LoweredGemm(op.name, i, a[i], b[i], op.weight_is_param, _key(a[i], b[i], fmt, op.kind))
             for i in range(a.shape[0])]

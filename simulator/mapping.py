@@ -211,6 +211,20 @@ def plan_ws(A: Operand, B: Operand, rows: int, cols: int, nm=None,
                   np.array(strata, np.int64))
 
 
+def dense_ws_counts(M: int, K: int, N: int, R: int, C: int) -> Counts:
+    """Closed-form counts of a weight-stationary plan without sparsity
+    features: fk x fn folds, each streaming all M rows."""
+    fk, fn = -(-K // R), -(-N // C)
+    F = fk * fn
+    return Counts(macs_total=M * K * N, folds=F, folds_planned=F,
+                  cycles=F * (2 * R + C + M - 2),
+                  sram_reads_filter=K * N,
+                  sram_reads_ifmap=M * K * fn,
+                  sram_writes_ofmap=M * N * fk,
+                  sram_reads_psum=M * N * (fk - 1),
+                  macs_issued=M * K * N)
+
+
 def _plan_ws_dense(A: Operand, B: Operand, R: int, C: int) -> WSPlan:
     """The same plan as `plan_ws` without sparsity features, built with array
     operations instead of a loop over folds (every fold streams all M rows)."""
@@ -232,13 +246,7 @@ def _plan_ws_dense(A: Operand, B: Operand, R: int, C: int) -> WSPlan:
     bpad_val[:K, :N] = B.values
     wbits = bpad_bits.reshape(fk, R, fn, C).transpose(2, 0, 1, 3).reshape(F, R, C)
     wval = bpad_val.reshape(fk, R, fn, C).transpose(2, 0, 1, 3).reshape(F, R, C)
-    cnt = Counts(macs_total=M * K * N, folds=F, folds_planned=F,
-                 cycles=F * (2 * R + C + M - 2),
-                 sram_reads_filter=K * N,
-                 sram_reads_ifmap=M * K * fn,
-                 sram_writes_ofmap=M * N * fk,
-                 sram_reads_psum=M * N * (fk - 1),
-                 macs_issued=M * K * N)
+    cnt = dense_ws_counts(M, K, N, R, C)
     ptr = np.arange(F + 1, dtype=np.int64) * M
     steps = np.tile(np.arange(M, dtype=np.int32), F)
     stratum = np.tile(2 * np.arange(fk), fn)

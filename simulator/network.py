@@ -11,12 +11,15 @@ then reads its input from SRAM instead of DRAM (the report's `output_on_chip`
 column says which layers did). Leakage is charged over each layer's latency
 (stalls included). Results of each GEMM are cached in memory by (operand
 content hash, shape, config, mode), so a caller that changes one layer
-re-simulates that layer only.
+re-simulates that layer only; memory-hierarchy results, which depend on the
+GEMM's shape, cycles and (with compression) densities only, are cached by
+those, so layers of one shape share one SimPy run.
 
 Units: energies in µJ in the report (pJ inside), cycles, µs, bytes.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections import OrderedDict
@@ -35,6 +38,7 @@ from simulator.report import progress_bar
 
 CACHE_SIZE = 8192
 _cache: "OrderedDict[tuple, tuple]" = OrderedDict()
+_memory_cache: "OrderedDict[tuple, object]" = OrderedDict()
 cache_stats = {"hits": 0, "misses": 0}
 
 ENERGY_COLUMNS = ["energy_mac_uj", "energy_registers_uj", "energy_sram_uj", "energy_dram_uj",
@@ -56,14 +60,24 @@ class Report:
 
 def clear_cache() -> None:
     _cache.clear()
+    _memory_cache.clear()
     cache_stats.update(hits=0, misses=0)
 
 
-def _digest(a: np.ndarray) -> bytes:
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str((a.shape, a.dtype.str)).encode())
-    h.update(np.ascontiguousarray(a).view(np.uint8).data)
-    return h.digest()
+def _bounded_put(cache: OrderedDict, key, value) -> None:
+    cache[key] = value
+    if len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
+
+
+def _memory(traffic: GemmTraffic, cfg: HardwareConfig, cfg_key: str):
+    """`simulate_memory`, memoised on (config, traffic): its result is a function of both alone."""
+    key = (cfg_key, dataclasses.astuple(traffic))
+    mem = _memory_cache.get(key)
+    if mem is None:
+        mem = simulate_memory(traffic, cfg)
+        _bounded_put(_memory_cache, key, mem)
+    return mem
 
 
 def _config_key(cfg: HardwareConfig) -> str:
@@ -71,7 +85,7 @@ def _config_key(cfg: HardwareConfig) -> str:
 
 
 def _gemm_with_memory(g, cfg, cfg_key, sample_error, seed, ifmap_on_chip):
-    key = (cfg_key, _digest(g.A), _digest(g.B), sample_error, seed, ifmap_on_chip)
+    key = (cfg_key, g.key, sample_error, seed, ifmap_on_chip)
     hit = _cache.get(key)
     if hit is not None:
         _cache.move_to_end(key)
@@ -80,16 +94,15 @@ def _gemm_with_memory(g, cfg, cfg_key, sample_error, seed, ifmap_on_chip):
     cache_stats["misses"] += 1
     res = simulate_gemm(g.A, g.B, cfg, sample_error=sample_error, seed=seed)
     bits = OPERAND_BITS[cfg.array.operand_format]
+    compressed = cfg.sparsity.compression != "none"   # densities only matter when compressed
     traffic = GemmTraffic(
         m=res.m, k=res.k, n=res.n, compute_cycles=res.cycles, operand_bytes=bits / 8,
         output_bytes=bits / 8, acc_bytes=cfg.array.accumulator_bits / 8,
-        density_ifmap=float(np.count_nonzero(g.A)) / g.A.size,
-        density_filter=float(np.count_nonzero(g.B)) / g.B.size,
+        density_ifmap=float(np.count_nonzero(g.A)) / g.A.size if compressed else 1.0,
+        density_filter=float(np.count_nonzero(g.B)) / g.B.size if compressed else 1.0,
         ifmap_on_chip=ifmap_on_chip, keep_output_on_chip=True)
-    mem = simulate_memory(traffic, cfg)
-    _cache[key] = (res, mem)
-    if len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
+    mem = _memory(traffic, cfg, cfg_key)
+    _bounded_put(_cache, key, (res, mem))
     return res, mem, False
 
 

@@ -317,3 +317,113 @@ def no_bubble_correction(first, last, multiplicity, out):
             a = np.uint64(last[f - 1, u])
             b = np.uint64(first[f, u])
             out[f] += multiplicity * (popcount(a ^ b) - popcount(a) - popcount(b))
+
+
+# --- dense weight-stationary folds, decomposed for sampled mode --------------
+# Without sparsity features every fold of a weight-stationary plan streams all
+# M rows of A through its R K-rows, so (semantics as in `ws_folds`):
+# - forwarding and multiplier-input toggles are sums of the per-K stream
+#   toggles of A (`stream_toggles`), counted exactly;
+# - stationary toggles follow B alone (`ws_dense_stationary`), counted exactly;
+# - partial-sum toggles are a sum over the fold's M + 1 step transitions
+#   (step t-1 -> t, zero before the first step and after the last), and
+#   `ws_dense_psum_units` computes any chosen transitions exactly, so that
+#   sampled mode can estimate that sum from a random subset of them.
+
+
+@njit(parallel=True, cache=True)
+def stream_toggles(a_bits, out):
+    """Toggles of each column k of A (M, K) streamed row after row, the rise
+    from zero included and the fall back to zero excluded: out (chunks, K)
+    is summed by the caller over its first axis (rows split over chunks)."""
+    M, K = a_bits.shape
+    n_chunks = out.shape[0]
+    for ch in prange(n_chunks):
+        m0 = ch * M // n_chunks
+        m1 = (ch + 1) * M // n_chunks
+        for m in range(m0, m1):
+            if m == 0:
+                for k in range(K):
+                    out[ch, k] += popcount(np.uint64(a_bits[0, k]))
+            else:
+                for k in range(K):
+                    out[ch, k] += popcount(np.uint64(a_bits[m, k]) ^ np.uint64(a_bits[m - 1, k]))
+
+
+@njit(parallel=True, cache=True)
+def ws_dense_stationary(b_bits, R, C, out):
+    """Stationary-register toggles of the dense weight-stationary folds of
+    B (K, N) on an R x C array, folds n-major, k-minor, each fold writing
+    every PE once (zero where the fold runs past K or N), starting from zero.
+    out (n-folds,): toggles of the folds of each n-fold."""
+    K, N = b_bits.shape
+    fk = (K + R - 1) // R
+    fn = out.shape[0]
+    for j in prange(fn):
+        nf = np.int64(j)
+        tot = 0
+        for kf in range(fk):
+            pk, pn = kf - 1, nf        # the previous fold in execution order
+            if kf == 0:
+                pk, pn = fk - 1, nf - 1
+            for r in range(R):
+                k = kf * R + r
+                q = pk * R + r
+                for c in range(C):
+                    n = nf * C + c
+                    cur = np.uint64(0)
+                    if k < K and n < N:
+                        cur = np.uint64(b_bits[k, n])
+                    prv = np.uint64(0)
+                    p = pn * C + c
+                    if pn >= 0 and q < K and p < N:
+                        prv = np.uint64(b_bits[q, p])
+                    tot += popcount(cur ^ prv)
+        out[j] = tot
+
+
+@njit(parallel=True, cache=True)
+def ws_dense_psum_units(a_val, b_val, R, C, unit_kf, unit_nf, unit_t, acc_proto, mask_arr, out):
+    """Partial-sum toggles of chosen step transitions of dense weight-
+    stationary folds: unit i is fold (unit_kf[i], unit_nf[i]) and transition
+    unit_t[i] in [0, M] from step t-1 to step t (the register holds zero
+    before step 0 and after step M-1). a_val (M, K), b_val (K, N): the values
+    the multipliers see (acc_proto's dtype fixes the accumulator, as in
+    `ws_folds`)."""
+    M, K = a_val.shape
+    N = b_val.shape[1]
+    mask = mask_arr[0]
+    U = unit_t.shape[0]
+    chunk = 64                        # units per task: the psum buffers are allocated per chunk
+    for ch in prange((U + chunk - 1) // chunk):
+        cur = np.zeros_like(acc_proto)     # psums of step t
+        prv = np.zeros_like(acc_proto)     # psums of step t - 1
+        zero = acc_proto[0] - acc_proto[0]
+        for i in range(ch * chunk, min(U, (ch + 1) * chunk)):
+            k0 = unit_kf[i] * R
+            n0 = unit_nf[i] * C
+            t = unit_t[i]
+            rr = min(R, K - k0)
+            nc = min(C, N - n0)
+            cur[:] = 0
+            prv[:] = 0
+            tog = 0
+            row = 0
+            for r in range(rr):
+                k = k0 + r
+                a1 = zero
+                a0 = zero
+                if t < M:
+                    a1 = zero + a_val[t, k]
+                if t > 0:
+                    a0 = zero + a_val[t - 1, k]
+                w = b_val[k, n0:n0 + nc]
+                row = 0
+                for c in range(nc):
+                    wc = zero + w[c]
+                    cur[c] += a1 * wc
+                    prv[c] += a0 * wc
+                    row += popcount((bits_of(cur[c]) ^ bits_of(prv[c])) & mask)
+                tog += row
+            # rows past K add nothing: they write the last row's sums again
+            out[i] = tog + (R - rr) * row

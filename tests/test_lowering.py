@@ -1,4 +1,5 @@
 """Lowered GEMMs reproduce F.conv2d / F.linear / matmul exactly on integer tensors."""
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -25,7 +26,7 @@ def test_conv_gemm_equals_conv2d(stride, padding, dilation, groups, cin, cout):
     n, _, oh, ow = ref.shape
     cout_g = cout // groups
     for g, A, B in conv_to_gemms(x, w, params):
-        got = (A @ B).reshape(n, oh, ow, cout_g).permute(0, 3, 1, 2)
+        got = torch.from_numpy(A @ B).reshape(n, oh, ow, cout_g).permute(0, 3, 1, 2)
         assert torch.equal(got, ref[:, g * cout_g:(g + 1) * cout_g])
 
 
@@ -66,3 +67,23 @@ def test_captured_conv_linear_matmul_lower_exactly():
     gemms = lower(mm, "fp32")
     assert len(gemms) == 2 and gemms[0].A.shape == (6, 1) and gemms[0].B.shape == (1, 6)
     assert cap.total_macs == conv.macs + fc.macs + mm.macs
+
+
+@pytest.mark.parametrize("fmt", ["int8", "int16"])
+def test_fast_quantizer_equals_torch_reference(fmt):
+    """The Numba quantizer that `lower` runs gives the integers of the torch
+    reference (`quantize_tensor`, `quantize_per_channel`), halves included."""
+    from simulator.lowering import _np, _quantize_np, quantize_per_channel, quantize_tensor
+    g = torch.Generator().manual_seed(0)
+    for i, shape in enumerate([(64, 3, 3, 3), (5, 70), (3, 1, 1, 1), (130, 200)] * 6):
+        x = torch.randn(shape, generator=g) * 10.0 ** (i % 5 - 2)
+        if i % 3 == 0:
+            x = torch.round(x * 4) / 4          # many values exactly halfway after scaling
+        if i % 4 == 1:
+            x[0] = 0                            # an all-zero channel: scale 1
+        per_tensor = _np(quantize_tensor(x, fmt), fmt)
+        per_channel = _np(quantize_per_channel(x, fmt), fmt)
+        assert np.array_equal(_quantize_np(x, fmt, per_channel=False), per_tensor)
+        assert np.array_equal(_quantize_np(x, fmt, per_channel=True), per_channel)
+        assert np.array_equal(_quantize_np(x, fmt, per_channel=True, transposed=True),
+                              per_channel.reshape(shape[0], -1).T)
