@@ -29,7 +29,8 @@ def main():
     cfg = apply_overrides(load_config(ROOT / "hw_configs" / "edge_npu_16x16_int8.yaml"),
                           {"array.rows": 32, "array.cols": 32})
     small, shape = load_model("fashion_cnn")
-    network.simulate(small, make_inputs(shape), cfg)            # warm: kernels from cache
+    for err in (None, 0.01):                                    # warm: both modes' kernels from cache
+        network.simulate(small, make_inputs(shape), cfg, sample_error=err)
     model, _ = load_model("resnet18")
     x = make_inputs((1, 3, 224, 224))
     with torch.no_grad():

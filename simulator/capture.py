@@ -227,20 +227,31 @@ class _Recorder(TorchFunctionMode):
         op.folded_bn = True
 
 
+@njit(cache=True)
+def _finite_serial(flat):
+    for v in flat:
+        if not np.isfinite(v):
+            return False
+    return True
+
+
 @njit(parallel=True, cache=True)
-def _finite_kernel(flat):
+def _finite_parallel(flat):
     bad = 0
     for i in prange(flat.shape[0]):
-        v = flat[i]
-        if not np.isfinite(v):
+        if not np.isfinite(flat[i]):
             bad += 1
     return bad == 0
 
 
+_PARALLEL_FROM = 1 << 20     # elements: below this, starting the threads costs more than the check
+
+
 def _all_finite(t: torch.Tensor) -> bool:
-    """No NaN or Inf in `t`: one parallel pass for float32/float64 CPU tensors."""
+    """No NaN or Inf in `t`: one pass of a Numba loop for float32/float64 CPU tensors."""
     if t.dtype in (torch.float32, torch.float64) and t.device.type == "cpu" and t.numel():
-        return bool(_finite_kernel(t.detach().contiguous().reshape(-1).numpy()))
+        flat = t.detach().contiguous().reshape(-1).numpy()
+        return bool(_finite_parallel(flat) if flat.size >= _PARALLEL_FROM else _finite_serial(flat))
     return bool(torch.isfinite(t).all())
 
 

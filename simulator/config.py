@@ -468,8 +468,22 @@ def _vector_fmt(operand_format: str) -> str:
     return {"bf16": "fp16"}.get(operand_format, operand_format)
 
 
+_PRICES_CACHE: dict = {}
+
+
 def resolve_prices(cfg: HardwareConfig) -> Prices:
-    """Price every event of ``cfg`` from its technology (``simulator.tech`` rule) and its explicit values."""
+    """Price every event of ``cfg`` from its technology (``simulator.tech`` rule) and its explicit values.
+    Memoised on the config's contents (a simulation asks once per layer)."""
+    key = (cfg.source, cfg.model_dump_json())
+    prices = _PRICES_CACHE.get(key)
+    if prices is None:
+        if len(_PRICES_CACHE) > 256:
+            _PRICES_CACHE.clear()
+        prices = _PRICES_CACHE[key] = _resolve_prices(cfg)
+    return prices
+
+
+def _resolve_prices(cfg: HardwareConfig) -> Prices:
     t = cfg.technology
     ov = t.overrides
     node, volt, table = t.node_nm, t.voltage_v, t.energy_table

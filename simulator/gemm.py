@@ -28,7 +28,7 @@ Z95 = 1.959963984540054
 MIN_SAMPLE_FOLDS = 12
 PER_STRATUM = 3        # folds sampled at least per stratum
 FOLDS_PER_STRATUM = 8  # strata are at least this large (merged when finer)
-MIN_SAMPLE_UNITS = 128  # dense weight-stationary sampled mode: first sample of psum transitions
+MIN_SAMPLE_UNITS = 512  # dense weight-stationary sampled mode: first sample of psum transitions
 MAX_UNIT_STRATA = 16    # ... in at most this many strata (ranges of K folds)
 
 

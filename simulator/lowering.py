@@ -75,15 +75,30 @@ def _np(t: torch.Tensor, fmt: str) -> np.ndarray:
     return t.detach().to(dtype).contiguous().numpy()
 
 
+_ABS_BITS = np.uint32(0x7FFFFFFF)   # float32 without its sign bit
+
+
 @njit(parallel=True, cache=True)
-def _row_amax(x):
-    out = np.zeros(x.shape[0], x.dtype)
-    for i in prange(x.shape[0]):
-        m = np.float32(0)
-        for v in x[i]:
-            m = max(m, abs(v))
+def _row_amax_bits(u):
+    """max |x| of each row of a float32 matrix given as its uint32 bits: for
+    non-negative floats the bit patterns order like the values, and an
+    integer max vectorises where a float max (NaN rules) does not."""
+    out = np.zeros(u.shape[0], np.uint32)
+    for i in prange(u.shape[0]):
+        m = np.uint32(0)
+        for v in u[i]:
+            m = max(m, v & _ABS_BITS)
         out[i] = m
     return out
+
+
+@njit(parallel=True, cache=True)
+def _amax_bits(flat):
+    """`_row_amax_bits` of one long row, split over threads."""
+    m = np.uint32(0)
+    for i in prange(flat.shape[0]):
+        m = max(m, flat[i] & _ABS_BITS)
+    return m
 
 
 @njit(parallel=True, cache=True)
@@ -98,17 +113,16 @@ def _quantize_rows(x, scale, qmax, out):
 
 @njit(parallel=True, cache=True)
 def _quantize_rows_transposed(x, scale, qmax, out):
-    """`_quantize_rows` written transposed: out[j, i], in cache-sized blocks."""
+    """`_quantize_rows` written transposed: out[j, i], in 32 x 32 blocks."""
     lo, hi = np.float32(-qmax - 1), np.float32(qmax)
     rows, cols = x.shape
-    block = 64
+    block = 32
     for jb in prange((cols + block - 1) // block):
         j0, j1 = jb * block, min(cols, (jb + 1) * block)
         for i0 in range(0, rows, block):
-            for i in range(i0, min(rows, i0 + block)):
-                s = scale[i]
-                for j in range(j0, j1):
-                    out[j, i] = min(max(np.rint(x[i, j] / s), lo), hi)
+            for j in range(j0, j1):
+                for i in range(i0, min(rows, i0 + block)):
+                    out[j, i] = min(max(np.rint(x[i, j] / scale[i]), lo), hi)
 
 
 def _quantize_np(t: torch.Tensor, fmt: str, per_channel: bool, transposed: bool = False):
@@ -122,7 +136,12 @@ def _quantize_np(t: torch.Tensor, fmt: str, per_channel: bool, transposed: bool 
         return np.ascontiguousarray(q.reshape(q.shape[0], -1).T) if transposed else q
     x = t.detach().contiguous().numpy()
     rows = x.reshape(x.shape[0], -1) if per_channel else x.reshape(1, -1)
-    amax = _row_amax(rows) if rows.size else np.zeros(rows.shape[0], np.float32)
+    if not rows.size:
+        amax = np.zeros(rows.shape[0], np.float32)
+    elif per_channel:
+        amax = _row_amax_bits(rows.view(np.uint32)).view(np.float32)
+    else:
+        amax = np.array([_amax_bits(rows.reshape(-1).view(np.uint32))], np.uint32).view(np.float32)
     qmax = _qmax(fmt)
     scale = np.where(amax > 0, amax / np.float32(qmax), np.float32(1.0)).astype(np.float32)
     if transposed:

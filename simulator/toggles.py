@@ -361,24 +361,27 @@ def ws_dense_stationary(b_bits, R, C, out):
     fn = out.shape[0]
     for j in prange(fn):
         nf = np.int64(j)
+        n0 = nf * C
+        nc = min(C, N - n0)
         tot = 0
         for kf in range(fk):
             pk, pn = kf - 1, nf        # the previous fold in execution order
             if kf == 0:
                 pk, pn = fk - 1, nf - 1
+            p0 = pn * C
+            pc = min(C, N - p0) if pn >= 0 else 0     # columns the previous fold held
             for r in range(R):
                 k = kf * R + r
                 q = pk * R + r
-                for c in range(C):
-                    n = nf * C + c
-                    cur = np.uint64(0)
-                    if k < K and n < N:
-                        cur = np.uint64(b_bits[k, n])
-                    prv = np.uint64(0)
-                    p = pn * C + c
-                    if pn >= 0 and q < K and p < N:
-                        prv = np.uint64(b_bits[q, p])
-                    tot += popcount(cur ^ prv)
+                cur_c = nc if k < K else 0
+                prv_c = pc if (pn >= 0 and q < K) else 0
+                both = min(cur_c, prv_c)
+                for c in range(both):
+                    tot += popcount(np.uint64(b_bits[k, n0 + c]) ^ np.uint64(b_bits[q, p0 + c]))
+                for c in range(both, cur_c):
+                    tot += popcount(np.uint64(b_bits[k, n0 + c]))
+                for c in range(both, prv_c):
+                    tot += popcount(np.uint64(b_bits[q, p0 + c]))
         out[j] = tot
 
 
