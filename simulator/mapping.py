@@ -100,6 +100,28 @@ class OSPlan:
                       self.s_wbits, self.s_wval, self.counts)
 
 
+def _groups_nonzero(b_val_strip: np.ndarray, m_group: int) -> np.ndarray:
+    """(groups, M, nc) non-zero map of a weight strip (K, nc), K padded with zeros to whole groups."""
+    K, nc = b_val_strip.shape
+    groups = -(-K // m_group)
+    padded = np.zeros((groups * m_group, nc), dtype=bool)
+    padded[:K] = b_val_strip != 0
+    return padded.reshape(groups, m_group, nc)
+
+
+def strip_conforms(b_val_strip: np.ndarray, nm) -> bool:
+    """Whether a weight strip (K, nc) has at most N non-zeros in every group of M consecutive K."""
+    return bool(np.all(_groups_nonzero(b_val_strip, nm[1]).sum(axis=1) <= nm[0]))
+
+
+def nm_conforming_columns(b_val: np.ndarray, cols: int, nm) -> int:
+    """Columns of B (K, N) in weight strips of `cols` columns that conform to N:M: the columns the
+    array runs (and stores) compressed."""
+    N = b_val.shape[1]
+    return sum(min(cols, N - n0) for n0 in range(0, N, cols)
+               if strip_conforms(b_val[:, n0:n0 + cols], nm))
+
+
 def _strip_slots(b_val_strip: np.ndarray, K: int, nm):
     """K slots of one weight strip (K, nc): dense, or N:M-compressed when the
     strip conforms. Returns (ksel (S, nc), carried (S, G), compressed)."""
@@ -107,9 +129,7 @@ def _strip_slots(b_val_strip: np.ndarray, K: int, nm):
     if nm is not None:
         n_keep, m_group = nm
         groups = -(-K // m_group)
-        padded = np.zeros((groups * m_group, nc), dtype=bool)
-        padded[:K] = b_val_strip != 0
-        nz = padded.reshape(groups, m_group, nc)
+        nz = _groups_nonzero(b_val_strip, m_group)
         if np.all(nz.sum(axis=1) <= n_keep):
             pos = np.arange(m_group)[None, :, None]
             key = np.where(nz, 0, 1) * m_group + pos          # non-zeros first, then lowest zeros

@@ -41,6 +41,18 @@ non-zero, 4-byte row pointers); ``rle`` = d*numel*(b + 1) (one run-length byte
 per non-zero). The format the config names is used, never the cheaper of it
 and dense; ``none``, or ``d == 1``, is dense. Outputs are written dense.
 
+N:M-compressed weights (``filter_nm`` = (N, M), set on an array with
+``sparsity.structured``). The fraction ``f = filter_nm_fraction`` of B's
+columns that lie in conforming weight strips (``simulator.mapping``: the
+array runs them compressed) is stored as the array reads it: per column,
+``N * ceil(rows / M)`` kept values of ``b`` bytes plus ``log2(M)`` metadata
+bits each, so a B tile of ``rows x cols`` stores
+``f*cols*N*ceil(rows/M)*(b + log2(M)/8) + (1 - f) * <the rule above>`` bytes
+(int8 2:4: 0.625 bytes per element instead of 1). When every column conforms
+(``f == 1``) the format guarantees that size for every tile, so it is also
+the B tile's footprint in the filter buffer (and the test of B fitting whole);
+otherwise the footprint stays dense.
+
 Bursts. Every transfer (one tile of one operand) moves its stored size rounded
 up to whole bytes, then to whole ``memory.dram.burst_bytes``; every byte count here includes that rounding.
 Energy: ``dram_energy_pj = dram_bytes * 8 * dram_pj_per_bit`` (price from
@@ -121,6 +133,8 @@ class GemmTraffic:
     density_filter: float = 1.0   # fraction of non-zeros of B
     ifmap_on_chip: bool = False   # A already in SRAM (previous layer's output stayed on chip): no DRAM read
     keep_output_on_chip: bool = False  # leave C on chip if it fits the ofmap buffer
+    filter_nm: Optional[tuple] = None  # (N, M): B's conforming strips are stored N:M-compressed
+    filter_nm_fraction: float = 0.0    # fraction of B's columns in conforming strips
 
     def __post_init__(self) -> None:
         if min(self.m, self.k, self.n) < 1:
@@ -129,7 +143,11 @@ class GemmTraffic:
             raise ValueError(f"compute_cycles must be >= 0, got {self.compute_cycles}")
         if min(self.operand_bytes, self.output_bytes, self.acc_bytes) <= 0:
             raise ValueError("operand_bytes, output_bytes and acc_bytes must be > 0")
-        for name in ("density_ifmap", "density_filter"):
+        if self.filter_nm is not None:
+            n_keep, m_group = self.filter_nm
+            if not (1 <= n_keep < m_group and m_group & (m_group - 1) == 0):
+                raise ValueError(f"filter_nm must be (N, M) with 1 <= N < M, M a power of two, got {self.filter_nm}")
+        for name in ("density_ifmap", "density_filter", "filter_nm_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -154,8 +172,29 @@ class MemoryResult:
 
 
 # ----------------------------------------------------------------- bytes
-def _transfer_bytes(rows, cols, elem_bytes: float, density: float, compression: str, burst: int):
-    """DRAM bytes of one tile transfer (rows x cols elements): stored size, whole bytes, whole bursts."""
+def _nm_stored_bytes(rows, cols, elem_bytes: float, nm):
+    """Bytes of a rows x cols block stored N:M-compressed: N kept values per M rows per column, log2(M)
+    metadata bits per kept value."""
+    n_keep, m_group = nm
+    kept = n_keep * -(-np.asarray(rows) // m_group) * cols
+    return kept * (elem_bytes + math.log2(m_group) / BITS_PER_BYTE)
+
+
+def _transfer_bytes(rows, cols, elem_bytes: float, density: float, compression: str, burst: int,
+                    nm=None, nm_fraction: float = 0.0):
+    """DRAM bytes of one tile transfer (rows x cols elements): stored size, whole bytes, whole bursts.
+    ``nm``/``nm_fraction``: that fraction of the columns is stored N:M-compressed (module docstring)."""
+    if nm is not None and nm_fraction > 0:
+        stored = (nm_fraction * _nm_stored_bytes(rows, cols, elem_bytes, nm)
+                  + (1 - nm_fraction) * _stored_bytes(rows, cols, elem_bytes, density, compression))
+    else:
+        stored = _stored_bytes(rows, cols, elem_bytes, density, compression)
+    whole = np.ceil(np.asarray(stored, dtype=np.float64) - _ROUNDING_SLACK)
+    return (np.ceil(whole / burst) * burst).astype(np.int64)
+
+
+def _stored_bytes(rows, cols, elem_bytes: float, density: float, compression: str):
+    """Stored size of a rows x cols tile in the config's compression format (float bytes)."""
     numel = rows * cols
     if compression == "none" or density >= 1.0:
         stored = numel * elem_bytes
@@ -167,8 +206,7 @@ def _transfer_bytes(rows, cols, elem_bytes: float, density: float, compression: 
         stored = density * numel * (elem_bytes + RLE_RUN_BYTES)
     else:
         raise ValueError(f"unknown compression {compression!r}")
-    whole = np.ceil(np.asarray(stored, dtype=np.float64) - _ROUNDING_SLACK)
-    return (np.ceil(whole / burst) * burst).astype(np.int64)
+    return stored
 
 
 def _sum_tiles(dim: int, tile, count, f):
@@ -201,6 +239,14 @@ class _Plan:
     fmt_c: dict
 
 
+def _filter_footprint(t: GemmTraffic, tk, tn):
+    """Bytes a tk x tn B tile occupies in the filter buffer: N:M-compressed when every column conforms
+    (the format then guarantees that size), else dense."""
+    if t.filter_nm is not None and t.filter_nm_fraction >= 1.0:
+        return _nm_stored_bytes(tk, tn, t.operand_bytes, t.filter_nm)
+    return tk * tn * t.operand_bytes
+
+
 def _plan(t: GemmTraffic, cfg: HardwareConfig) -> _Plan:
     half = {name: cfg.memory.sram[name].size_kib * BYTES_PER_KIB / BUFFER_SLOTS for name in cfg.memory.sram}
     burst = cfg.memory.dram.burst_bytes
@@ -208,11 +254,12 @@ def _plan(t: GemmTraffic, cfg: HardwareConfig) -> _Plan:
     return _Plan(
         half_bytes=half,
         a_once=t.m * t.k * t.operand_bytes <= half["ifmap"],
-        b_once=t.k * t.n * t.operand_bytes <= half["filter"],
+        b_once=_filter_footprint(t, t.k, t.n) <= half["filter"],
         output_on_chip=t.keep_output_on_chip
         and t.m * t.n * t.output_bytes <= cfg.memory.sram["ofmap"].size_kib * BYTES_PER_KIB,
         fmt_a=dict(elem_bytes=t.operand_bytes, density=t.density_ifmap, compression=comp, burst=burst),
-        fmt_b=dict(elem_bytes=t.operand_bytes, density=t.density_filter, compression=comp, burst=burst),
+        fmt_b=dict(elem_bytes=t.operand_bytes, density=t.density_filter, compression=comp, burst=burst,
+                   nm=t.filter_nm, nm_fraction=t.filter_nm_fraction),
         fmt_c=dict(elem_bytes=t.output_bytes, density=1.0, compression="none", burst=burst),
     )
 
@@ -272,7 +319,7 @@ def _choose_tiles(t: GemmTraffic, p: _Plan) -> tuple[int, int, int]:
     tm, tk, tn = (g.ravel() for g in np.meshgrid(_candidates(t.m), _candidates(t.k), _candidates(t.n),
                                                  indexing="ij"))
     fits = ((tm * tk * t.operand_bytes <= p.half_bytes["ifmap"])
-            & (tk * tn * t.operand_bytes <= p.half_bytes["filter"])
+            & (_filter_footprint(t, tk, tn) <= p.half_bytes["filter"])
             & (tm * tn * t.acc_bytes <= p.half_bytes["ofmap"]))
     if not fits.any():
         need = {"ifmap": t.operand_bytes, "filter": t.operand_bytes, "ofmap": t.acc_bytes}

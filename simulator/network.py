@@ -33,6 +33,7 @@ from simulator.config import HardwareConfig, resolve_prices
 from simulator.formats import OPERAND_BITS
 from simulator.gemm import _resolve_hw, simulate_gemm
 from simulator.lowering import lower
+from simulator.mapping import nm_conforming_columns
 from simulator.memory import GemmTraffic, simulate_memory
 from simulator.report import progress_bar
 
@@ -95,12 +96,16 @@ def _gemm_with_memory(g, cfg, cfg_key, sample_error, seed, ifmap_on_chip):
     res = simulate_gemm(g.A, g.B, cfg, sample_error=sample_error, seed=seed)
     bits = OPERAND_BITS[cfg.array.operand_format]
     compressed = cfg.sparsity.compression != "none"   # densities only matter when compressed
+    # on an N:M array, a weight's conforming strips are stored as the array reads them (compressed)
+    nm = cfg.structured_nm if g.weight_is_param else None
+    nm_cols = nm_conforming_columns(g.B, cfg.array.cols, nm) if nm is not None else 0
     traffic = GemmTraffic(
         m=res.m, k=res.k, n=res.n, compute_cycles=res.cycles, operand_bytes=bits / 8,
         output_bytes=bits / 8, acc_bytes=cfg.array.accumulator_bits / 8,
         density_ifmap=float(np.count_nonzero(g.A)) / g.A.size if compressed else 1.0,
         density_filter=float(np.count_nonzero(g.B)) / g.B.size if compressed else 1.0,
-        ifmap_on_chip=ifmap_on_chip, keep_output_on_chip=True)
+        ifmap_on_chip=ifmap_on_chip, keep_output_on_chip=True,
+        filter_nm=nm if nm_cols else None, filter_nm_fraction=nm_cols / g.B.shape[1])
     mem = _memory(traffic, cfg, cfg_key)
     _bounded_put(_cache, key, (res, mem))
     return res, mem, False

@@ -148,3 +148,27 @@ def test_cli_simulate_resnet18_224():
     r = run("simulate", "resnet18", "--hw", str(EDGE), "--input-shape", "1,3,224,224", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["macs_per_inference"] > 1.7e9
+
+
+def test_nm_array_fetches_conforming_weights_compressed():
+    """A 64->64 Linear on 8 tokens, on a 32x32 2:4 array (int8): A = 8*64 = 512 B read, the output
+    (512 B) stays on chip. Weights, by hand: dense 64*64 = 4096 B; 2:4 in both 32-column strips
+    64 * 32 kept * (1 B + 2 bits) = 2560 B; 2:4 in the first strip only 1280 + 32*64 = 3328 B."""
+    from conftest import make_config
+
+    cfg = make_config(array={"rows": 32, "cols": 32}, sparsity={"structured": "2:4"})
+    torch.manual_seed(0)
+    lin = nn.Linear(64, 64, bias=False).eval()
+    x = torch.randn(1, 8, 64)
+    with torch.no_grad():   # |w| in [0.5, 1]: no weight quantizes to zero
+        w = torch.empty(64, 64).uniform_(0.5, 1.0) * torch.sign(torch.randn(64, 64))
+        keep = (torch.arange(64) % 4 < 2).float()          # 2 of every 4 inputs (GEMM K)
+        cases = {"dense": (w, 4096), "both": (w * keep, 2560), "first": (w.clone(), 3328)}
+        cases["first"][0][:32] *= keep                    # output neurons 0..31 = the first strip
+    for name, (weight, b_bytes) in cases.items():
+        with torch.no_grad():
+            lin.weight.copy_(weight)
+        network.clear_cache()
+        row = network.simulate(lin, x, cfg).layers.iloc[0]
+        assert row["dram_bytes"] == 512 + b_bytes, name
+        assert row["energy_dram_uj"] == pytest.approx((512 + b_bytes) * 8 * 8.0 / 1e6), name
