@@ -86,7 +86,7 @@ def _config_key(cfg: HardwareConfig) -> str:
 
 
 def _gemm_with_memory(g, cfg, cfg_key, sample_error, seed, ifmap_on_chip):
-    key = (cfg_key, g.key, sample_error, seed, ifmap_on_chip)
+    key = (cfg_key, g.key, g.weight_is_param, sample_error, seed, ifmap_on_chip)
     hit = _cache.get(key)
     if hit is not None:
         _cache.move_to_end(key)
