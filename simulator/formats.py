@@ -15,7 +15,8 @@ import numpy as np
 from simulator.errors import JoulesimError
 
 OPERAND_BITS = {"int8": 8, "int16": 16, "fp16": 16, "bf16": 16, "fp32": 32}
-_BITS_DTYPE = {8: np.uint8, 16: np.uint16, 32: np.uint32}
+BITS_DTYPE = {8: np.uint8, 16: np.uint16, 32: np.uint32}   # unsigned dtype of a bit pattern, by width
+INT_STORAGE = {"int8": np.int8, "int16": np.int16}   # signed dtype that holds an int format's codes
 FLOAT_FORMATS = ("fp16", "bf16", "fp32")
 
 
@@ -67,9 +68,9 @@ def encode(x, fmt: str, acc_bits: int = 32, name: str = "operand") -> Operand:
     vdt = value_dtype(fmt, acc_bits)
     if fmt in ("int8", "int16"):
         qmax = 2 ** (bits - 1) - 1
-        storage = np.int8 if bits == 8 else np.int16
+        storage = INT_STORAGE[fmt]
         if a.dtype == storage:      # already quantized in the storage dtype (lowering's output)
-            return Operand(np.ascontiguousarray(a).view(_BITS_DTYPE[bits]),
+            return Operand(np.ascontiguousarray(a).view(BITS_DTYPE[bits]),
                            np.ascontiguousarray(a, dtype=vdt), 1.0, fmt)
         if a.dtype.kind in "iub":
             q = a.astype(np.int64)
@@ -81,8 +82,8 @@ def encode(x, fmt: str, acc_bits: int = 32, name: str = "operand") -> Operand:
             amax = float(np.max(np.abs(a))) if a.size else 0.0
             scale = amax / qmax if amax > 0 else 1.0
             q = np.clip(np.rint(a / scale), -qmax - 1, qmax).astype(np.int64)
-        signed = q.astype(np.int8 if bits == 8 else np.int16)
-        return Operand(np.ascontiguousarray(signed.view(_BITS_DTYPE[bits])),
+        signed = q.astype(storage)
+        return Operand(np.ascontiguousarray(signed.view(BITS_DTYPE[bits])),
                        np.ascontiguousarray(q.astype(vdt)), scale, fmt)
     if fmt == "fp16":
         h = a.astype(np.float16)

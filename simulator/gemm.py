@@ -18,7 +18,7 @@ from simulator import toggles as tk
 from simulator.config import HardwareConfig, load_config, resolve_prices
 from simulator.energy import REGISTER_CLASSES, energy_breakdown
 from simulator.errors import JoulesimError
-from simulator.formats import FLOAT_FORMATS, Operand, encode
+from simulator.formats import BITS_DTYPE, FLOAT_FORMATS, INT_STORAGE, OPERAND_BITS, Operand, encode
 from simulator.mapping import Counts, OSPlan, WSPlan, dense_ws_counts, plan_os, plan_ws
 
 DATAFLOWS = {"ws": "weight_stationary", "os": "output_stationary", "is": "input_stationary",
@@ -362,10 +362,10 @@ def _sampled(plan, contributions, classes, target, seed):
 def _raw_operand(x, fmt, acc_bits, name):
     """(bits, values) of an operand without copies when `x` is already stored
     in the format's integer dtype (lowered GEMMs are), else via `encode`."""
-    storage = {"int8": np.int8, "int16": np.int16}.get(fmt)
+    storage = INT_STORAGE.get(fmt)
     if storage is not None and isinstance(x, np.ndarray) and x.dtype == storage and x.ndim == 2:
         x = np.ascontiguousarray(x)
-        return x.view(np.uint8 if storage is np.int8 else np.uint16), x
+        return x.view(BITS_DTYPE[OPERAND_BITS[fmt]]), x
     op = encode(x, fmt, acc_bits, name)
     return op.bits, op.values
 

@@ -26,7 +26,7 @@ import xxhash
 from numba import njit, prange
 
 from simulator.capture import MacOp
-from simulator.formats import FLOAT_FORMATS, OPERAND_BITS
+from simulator.formats import FLOAT_FORMATS, INT_STORAGE, OPERAND_BITS
 
 
 @dataclass
@@ -66,7 +66,6 @@ def quantize_per_channel(w: torch.Tensor, fmt: str) -> torch.Tensor:
 
 
 _TORCH_INT = {"int8": torch.int8, "int16": torch.int16}
-_NP_INT = {"int8": np.int8, "int16": np.int16}
 
 
 def _np(t: torch.Tensor, fmt: str) -> np.ndarray:
@@ -145,10 +144,10 @@ def _quantize_np(t: torch.Tensor, fmt: str, per_channel: bool, transposed: bool 
     qmax = _qmax(fmt)
     scale = np.where(amax > 0, amax / np.float32(qmax), np.float32(1.0)).astype(np.float32)
     if transposed:
-        out = np.empty(rows.shape[::-1], _NP_INT[fmt])
+        out = np.empty(rows.shape[::-1], INT_STORAGE[fmt])
         _quantize_rows_transposed(rows, scale, qmax, out)
         return out
-    out = np.empty(rows.shape, _NP_INT[fmt])
+    out = np.empty(rows.shape, INT_STORAGE[fmt])
     _quantize_rows(rows, scale, qmax, out)
     return out.reshape(x.shape)
 
