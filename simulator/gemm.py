@@ -203,7 +203,9 @@ def simulate_gemm(A, B, hw, *, dataflow: str | None = None, rows: int | None = N
     """Simulate `A (M x K) @ B (K x N)` on the array of `hw`.
 
     A is the ifmap (activations), B the filter (weights): numpy arrays, real
-    (quantized to the config's format) or integer (taken as quantized).
+    (quantized to the config's format) or integer (taken as quantized); A
+    may also be a `lowering.ConvIfmap`, a conv's im2col not yet built (sampled
+    mode on a dense weight-stationary array never builds it; others do).
     `dataflow` ('ws', 'os', 'is'), `rows`, `cols` override the config.
     `sample_error=None` is exact mode; a relative error (e.g. 0.01) selects
     sampled mode: a random subset of folds is simulated, scaled up, and each
@@ -230,6 +232,8 @@ def simulate_gemm(A, B, hw, *, dataflow: str | None = None, rows: int | None = N
     if sample_error is not None and flow == "weight_stationary" and nm is None \
             and not sp.zero_skipping and not gating:
         return _sampled_dense_ws(A, B, cfg, R, C, sample_error, seed)
+    if _is_lazy(A):
+        A = A.materialize()
     Aop = encode(A, fmt, acc_bits, "A (ifmap)")
     Bop = encode(B, fmt, acc_bits, "B (filter)")
     if Aop.values.shape[1] != Bop.values.shape[0]:
@@ -359,6 +363,11 @@ def _sampled(plan, contributions, classes, target, seed):
         frac = min(1.0, frac * max(1.25, 1.1 * (worst / target) ** 2))
 
 
+def _is_lazy(x) -> bool:
+    """An operand not built as an array (`lowering.ConvIfmap`): built by `materialize`."""
+    return hasattr(x, "materialize")
+
+
 def _raw_operand(x, fmt, acc_bits, name):
     """(bits, values) of an operand without copies when `x` is already stored
     in the format's integer dtype (lowered GEMMs are), else via `encode`."""
@@ -415,20 +424,26 @@ def _sampled_dense_ws(A, B, cfg, R, C, target, seed) -> GemmResult:
     (`_stratified_estimate`), or every transition is simulated."""
     arr = cfg.array
     fmt, acc_bits = arr.operand_format, arr.accumulator_bits
-    a_bits, a_val = _raw_operand(A, fmt, acc_bits, "A (ifmap)")
     b_bits, b_val = _raw_operand(B, fmt, acc_bits, "B (filter)")
-    if a_val.shape[1] != b_val.shape[0]:
-        raise JoulesimError(f"shapes do not chain: A is {a_val.shape}, B is {b_val.shape}")
-    M, K = a_val.shape
+    if A.shape[1] != b_val.shape[0]:
+        raise JoulesimError(f"shapes do not chain: A is {A.shape}, B is {b_val.shape}")
+    M, K = A.shape
     N = b_val.shape[1]
     if min(M, K, N) < 1:
         raise JoulesimError(f"empty GEMM {M}x{K}x{N}")
     fk, fn = -(-K // R), -(-N // C)
     counts = dense_ws_counts(M, K, N, R, C)
 
-    chunks = np.zeros((max(1, min(8, M // 64)), K), np.int64)
-    tk.stream_toggles(a_bits, chunks)
-    stream = int(chunks.sum()) + int(np.bitwise_count(a_bits[M - 1]).sum())   # + the fall
+    if _is_lazy(A):      # a conv's im2col, not built: stream toggles from its input, rows on demand
+        bits_dtype = BITS_DTYPE[OPERAND_BITS[fmt]]
+        stream = A.stream_toggles(bits_dtype)
+        last = A.rows(np.array([M - 1]))
+        stream += int(np.bitwise_count(last.view(bits_dtype)).sum())               # + the fall
+    else:
+        a_bits, a_val = _raw_operand(A, fmt, acc_bits, "A (ifmap)")
+        chunks = np.zeros((max(1, min(8, M // 64)), K), np.int64)
+        tk.stream_toggles(a_bits, chunks)
+        stream = int(chunks.sum()) + int(np.bitwise_count(a_bits[M - 1]).sum())   # + the fall
     stat = np.zeros(fn, np.int64)
     tk.ws_dense_stationary(b_bits, R, C, stat)
     stationary = int(stat.sum())
@@ -455,7 +470,16 @@ def _sampled_dense_ws(A, B, cfg, R, C, target, seed) -> GemmResult:
         out = np.zeros(len(new), np.int64)
         if len(new):
             fold, t = np.divmod(new, per_fold)
-            tk.ws_dense_psum_units(a_val, b_val, R, C, fold // fn, fold % fn, t,
+            cur_row, prev_row = np.where(t < M, t, -1), t - 1     # -1: zero (before / after the stream)
+            if _is_lazy(A):   # gather the rows these transitions read, and index into them
+                need = np.unique(np.concatenate([cur_row, prev_row]))
+                need = need[need >= 0]
+                rows_val = A.rows(need)
+                cur_row = np.where(cur_row >= 0, np.searchsorted(need, cur_row), -1)
+                prev_row = np.where(prev_row >= 0, np.searchsorted(need, prev_row), -1)
+            else:
+                rows_val = a_val
+            tk.ws_dense_psum_units(rows_val, b_val, R, C, fold // fn, fold % fn, cur_row, prev_row,
                                    acc_proto, mask_arr, out)
         units = np.concatenate([units, new])
         values = np.concatenate([values, out.astype(np.float64)])

@@ -13,6 +13,9 @@ Operands are stored in the narrowest exact dtype (int8/int16 for the int
 formats, float32 otherwise), and every GEMM carries `key`, a 128-bit hash of
 the quantized tensors it was built from (plus the conv parameters and the
 part index), so the layer cache never hashes the larger im2col matrix.
+An int-format conv's A is a `ConvIfmap`, built on first use: sampled mode on a
+dense weight-stationary array never builds it (its stream toggles come from the
+conv input by prefix sums, the sampled steps' rows are gathered).
 The integer GEMM of a lowered conv equals `F.conv2d` on the same quantized
 integers (tests/test_lowering.py).
 """
@@ -27,16 +30,25 @@ from numba import njit, prange
 
 from simulator.capture import MacOp
 from simulator.formats import FLOAT_FORMATS, INT_STORAGE, OPERAND_BITS
+from simulator.toggles import popcount
 
 
 @dataclass
 class LoweredGemm:
     layer: str            # the MacOp's name
     part: int             # group / batch index within the layer
-    A: np.ndarray         # (M, K) quantized integers (int8/int16) or float32
+    ifmap: "np.ndarray | ConvIfmap"   # A (M, K): quantized integers (int8/int16) or float32,
+                                      # or, for an int-format conv, its im2col not yet built
     B: np.ndarray         # (K, N)
     weight_is_param: bool
     key: bytes = b""      # content hash of the operands (see module docstring)
+
+    @property
+    def A(self) -> np.ndarray:
+        """A (M, K) as an array (a conv's im2col is built on first use and kept)."""
+        if isinstance(self.ifmap, ConvIfmap):
+            self.ifmap = self.ifmap.materialize()
+        return self.ifmap
 
 
 def _qmax(fmt):
@@ -153,28 +165,128 @@ def _quantize_np(t: torch.Tensor, fmt: str, per_channel: bool, transposed: bool 
 
 
 @njit(parallel=True, cache=True)
-def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, c0, cg, out):
-    """Rows of A for channels c0 .. c0+cg-1 of x (N, C, H, W): out[(n, oh, ow),
-    (c, i, j)] = x[n, c0 + c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (0 outside),
-    the layout of `torch.nn.functional.unfold`."""
+def _im2col_rows(x, kh, kw, sh, sw, ph, pw, dh, dw, c0, cg, rows, out):
+    """Rows `rows` of the im2col matrix A of channels c0 .. c0+cg-1 of x (N, C, H, W):
+    out[r, (c, i, j)] = x[n, c0 + c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (0 outside)
+    for A row m = rows[r] = (n, oh, ow), the layout of `torch.nn.functional.unfold`
+    (all rows: the whole matrix)."""
     N, _, H, W = x.shape
     OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    for row in prange(N * OH):
-        n, oh = row // OH, row % OH
-        for ow in range(OW):
-            m = row * OW + ow
-            col = 0
-            for c in range(cg):
+    for r in prange(rows.shape[0]):
+        m = rows[r]
+        n, oh, ow = m // (OH * OW), (m // OW) % OH, m % OW
+        col = 0
+        for c in range(cg):
+            for i in range(kh):
+                ih = oh * sh - ph + i * dh
+                for j in range(kw):
+                    iw = ow * sw - pw + j * dw
+                    if 0 <= ih < H and 0 <= iw < W:
+                        out[r, col] = x[n, c0 + c, ih, iw]
+                    else:
+                        out[r, col] = 0
+                    col += 1
+
+
+@njit(cache=True)
+def _bits_at(xb, n, c, y, x):
+    """Bits of x[n, c, y, x], 0 outside the image (the zero padding)."""
+    if 0 <= y < xb.shape[2] and 0 <= x < xb.shape[3]:
+        return np.uint64(xb[n, c, y, x])
+    return np.uint64(0)
+
+
+@njit(parallel=True, cache=True)
+def _conv_stream_toggles(xb, kh, kw, sh, sw, ph, pw, dh, dw, c0, cg, out):
+    """Toggles of the im2col matrix's columns streamed row after row (rise
+    from zero included, fall to zero excluded), from the bits xb of the input,
+    without building the matrix. out (N, cg): the toggles of the columns of
+    channel c0 + c over the rows of image n (the transition into its first row
+    included).
+
+    Within an output row, consecutive A rows read pixels `sw` apart: column
+    (c, i, j) toggles popcount(x[y, q] ^ x[y, q - sw]) at q = ow*sw - pw + j*dw,
+    ow = 1 .. OW-1. Per padded input row these are prefix sums S along each
+    residue class mod sw, summed over j, counted once for every (i, oh) that
+    reads the row; the transitions from one output row (or image) to the next
+    are counted one by one."""
+    N, _, H, W = xb.shape
+    OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    Wp = W + 2 * pw
+    for task in prange(N * cg):
+        n, c = task // cg, task % cg
+        ch = c0 + c
+        S = np.zeros(Wp, np.int64)
+        tot = 0
+        if OW > 1:
+            for y in range(H):
+                readers = 0           # (i, oh) pairs whose window row is y
                 for i in range(kh):
-                    ih = oh * sh - ph + i * dh
-                    for j in range(kw):
-                        iw = ow * sw - pw + j * dw
-                        if 0 <= ih < H and 0 <= iw < W:
-                            out[m, col] = x[n, c0 + c, ih, iw]
-                        else:
-                            out[m, col] = 0
-                        col += 1
+                    d = y + ph - i * dh
+                    if d >= 0 and d % sh == 0 and d // sh < OH:
+                        readers += 1
+                if readers == 0:
+                    continue
+                for q in range(Wp):
+                    if q < sw:
+                        S[q] = 0
+                    else:
+                        S[q] = S[q - sw] + popcount(_bits_at(xb, n, ch, y, q - pw)
+                                                    ^ _bits_at(xb, n, ch, y, q - pw - sw))
+                row = 0
+                for j in range(kw):
+                    row += S[(OW - 1) * sw + j * dw] - S[j * dw]
+                tot += readers * row
+        for oh in range(OH):          # into (n, oh, 0) from the row before (or the image before)
+            pn, poh = n, oh - 1
+            if oh == 0:
+                pn, poh = n - 1, OH - 1
+            for i in range(kh):
+                y = oh * sh - ph + i * dh
+                py = poh * sh - ph + i * dh
+                for j in range(kw):
+                    cur = _bits_at(xb, n, ch, y, j * dw - pw)
+                    prv = np.uint64(0)
+                    if pn >= 0:
+                        prv = _bits_at(xb, pn, ch, py, (OW - 1) * sw - pw + j * dw)
+                    tot += popcount(cur ^ prv)
+        out[n, c] = tot
+
+
+class ConvIfmap:
+    """The im2col matrix A (M, K) of one group of an int-format conv, not built:
+    sampled mode on a dense weight-stationary array needs only its stream
+    toggles (`stream_toggles`, from the input itself) and the rows of the
+    sampled steps (`rows`); anything else calls `materialize`."""
+
+    def __init__(self, x: np.ndarray, kh: int, kw: int, params: dict, c0: int, cg: int):
+        (sh, sw), (ph, pw), (dh, dw) = params["stride"], params["padding"], params["dilation"]
+        self.x, self.c0, self.cg = x, c0, cg
+        self.geometry = (kh, kw, sh, sw, ph, pw, dh, dw)
+        n, _, h, w = x.shape
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        self.shape = (n * oh * ow, cg * kh * kw)
+        self.dtype = x.dtype
+        self.size = self.shape[0] * self.shape[1]
+
+    def materialize(self) -> np.ndarray:
+        return self.rows(np.arange(self.shape[0]))
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """A[rows] (len(rows), K)."""
+        out = np.empty((len(rows), self.shape[1]), self.dtype)
+        _im2col_rows(self.x, *self.geometry, self.c0, self.cg, np.asarray(rows, np.int64), out)
+        return out
+
+    def stream_toggles(self, bits_dtype) -> int:
+        """Toggles of all columns streamed row after row, rise from zero included,
+        fall to zero excluded (what `toggles.stream_toggles` counts on the built A)."""
+        out = np.zeros((self.x.shape[0], self.cg), np.int64)
+        _conv_stream_toggles(self.x.view(bits_dtype), *self.geometry, self.c0, self.cg, out)
+        return int(out.sum())
 
 
 def _key(*parts) -> bytes:
@@ -189,24 +301,22 @@ def _key(*parts) -> bytes:
     return h.digest()
 
 
-def conv_to_gemms(x_q, w_q, params: dict, w_t=None):
+def conv_to_gemms(x_q, w_q, params: dict, w_t=None, lazy: bool = False):
     """im2col of quantized conv operands (numpy arrays or tensors, converted):
     yields (group, A (M, K), B (K, N)) as C-contiguous numpy arrays. `w_t`:
-    the weight already as W^T (Cin/g*kh*kw, Cout), to slice B from."""
+    the weight already as W^T (Cin/g*kh*kw, Cout), to slice B from. `lazy`:
+    A is a `ConvIfmap` (built when used)."""
     x = x_q.detach().numpy() if isinstance(x_q, torch.Tensor) else x_q
     w = w_q.detach().numpy() if isinstance(w_q, torch.Tensor) else w_q
     x = np.ascontiguousarray(x)
     groups = params["groups"]
     kh, kw = w.shape[2], w.shape[3]
-    (sh, sw), (ph, pw), (dh, dw) = params["stride"], params["padding"], params["dilation"]
-    n, c, h, wd = x.shape
-    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    cin_g = c // groups
+    cin_g = x.shape[1] // groups
     cout_g = w.shape[0] // groups
     for g in range(groups):
-        A = np.empty((n * oh * ow, cin_g * kh * kw), x.dtype)
-        _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, g * cin_g, cin_g, A)
+        A = ConvIfmap(x, kh, kw, params, g * cin_g, cin_g)
+        if not lazy:
+            A = A.materialize()
         if w_t is None:
             B = np.ascontiguousarray(w[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1).T)
         else:
@@ -221,7 +331,8 @@ def lower(op: MacOp, fmt: str):
         w_t = _quantize_np(op.w, fmt, per_channel=True, transposed=True)
         base = (fmt, op.kind, sorted(op.params.items()), tuple(op.w.shape))
         return [LoweredGemm(op.name, g, A, B, True, _key(x_n, w_t, base, g))
-                for g, A, B in conv_to_gemms(x_n, op.w, op.params, w_t=w_t)]
+                for g, A, B in conv_to_gemms(x_n, op.w, op.params, w_t=w_t,
+                                             lazy=fmt in INT_STORAGE)]
     if op.kind == "linear":
         A = _quantize_np(op.x, fmt, per_channel=False).reshape(-1, op.x.shape[-1])
         B = _quantize_np(op.w, fmt, per_channel=True, transposed=True)

@@ -93,7 +93,7 @@ def _gemm_with_memory(g, cfg, cfg_key, sample_error, seed, ifmap_on_chip):
         cache_stats["hits"] += 1
         return hit + (True,)
     cache_stats["misses"] += 1
-    res = simulate_gemm(g.A, g.B, cfg, sample_error=sample_error, seed=seed)
+    res = simulate_gemm(g.ifmap, g.B, cfg, sample_error=sample_error, seed=seed)
     bits = OPERAND_BITS[cfg.array.operand_format]
     compressed = cfg.sparsity.compression != "none"   # densities only matter when compressed
     # on an N:M array, a weight's conforming strips are stored as the array reads them (compressed)
@@ -231,7 +231,7 @@ def _mac_layer(op, gemms, cfg, cfg_key, sample_error, seed, prev_on_chip, R, C):
         acc["issued"] += res.counts.macs_issued
         on_chip &= mem.output_on_chip
         cached &= hit
-    shape = gemms[0].A.shape[0], gemms[0].A.shape[1], gemms[0].B.shape[1]
+    shape = gemms[0].ifmap.shape[0], gemms[0].ifmap.shape[1], gemms[0].B.shape[1]
     gshape = f"{shape[0]}x{shape[1]}x{shape[2]}" + (f" x{len(gemms)}" if len(gemms) > 1 else "")
     return dict(layer=op.name, kind=op.kind, gemm_shape=gshape, macs=op.macs, cycles=acc["cycles"],
                 stall_cycles=acc["stall"], latency_cycles=acc["latency"],

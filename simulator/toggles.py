@@ -386,17 +386,18 @@ def ws_dense_stationary(b_bits, R, C, out):
 
 
 @njit(parallel=True, cache=True)
-def ws_dense_psum_units(a_val, b_val, R, C, unit_kf, unit_nf, unit_t, acc_proto, mask_arr, out):
+def ws_dense_psum_units(a_val, b_val, R, C, unit_kf, unit_nf, cur_row, prev_row, acc_proto, mask_arr,
+                        out):
     """Partial-sum toggles of chosen step transitions of dense weight-
-    stationary folds: unit i is fold (unit_kf[i], unit_nf[i]) and transition
-    unit_t[i] in [0, M] from step t-1 to step t (the register holds zero
-    before step 0 and after step M-1). a_val (M, K), b_val (K, N): the values
-    the multipliers see (acc_proto's dtype fixes the accumulator, as in
-    `ws_folds`)."""
-    M, K = a_val.shape
-    N = b_val.shape[1]
+    stationary folds: unit i is fold (unit_kf[i], unit_nf[i]) and one
+    transition, from step t-1 to step t, t in [0, M] (the register holds zero
+    before step 0 and after step M-1). a_val: rows of A (M, K) holding the
+    values the multipliers see, row cur_row[i] being step t's and prev_row[i]
+    step t-1's (-1: zero, before the first step or after the last); b_val (K, N)
+    (acc_proto's dtype fixes the accumulator, as in `ws_folds`)."""
+    K, N = b_val.shape
     mask = mask_arr[0]
-    U = unit_t.shape[0]
+    U = cur_row.shape[0]
     chunk = 64                        # units per task: the psum buffers are allocated per chunk
     for ch in prange((U + chunk - 1) // chunk):
         cur = np.zeros_like(acc_proto)     # psums of step t
@@ -405,7 +406,6 @@ def ws_dense_psum_units(a_val, b_val, R, C, unit_kf, unit_nf, unit_t, acc_proto,
         for i in range(ch * chunk, min(U, (ch + 1) * chunk)):
             k0 = unit_kf[i] * R
             n0 = unit_nf[i] * C
-            t = unit_t[i]
             rr = min(R, K - k0)
             nc = min(C, N - n0)
             cur[:] = 0
@@ -416,10 +416,10 @@ def ws_dense_psum_units(a_val, b_val, R, C, unit_kf, unit_nf, unit_t, acc_proto,
                 k = k0 + r
                 a1 = zero
                 a0 = zero
-                if t < M:
-                    a1 = zero + a_val[t, k]
-                if t > 0:
-                    a0 = zero + a_val[t - 1, k]
+                if cur_row[i] >= 0:
+                    a1 = zero + a_val[cur_row[i], k]
+                if prev_row[i] >= 0:
+                    a0 = zero + a_val[prev_row[i], k]
                 w = b_val[k, n0:n0 + nc]
                 row = 0
                 for c in range(nc):
