@@ -5,8 +5,10 @@ Prints wall time of exact and sampled (1%) simulation (cold: nothing cached;
 the Numba kernels are loaded from the on-disk cache by a warm-up run on a
 small model first), simulated MACs per second, the PyTorch forward time of
 the same model in the same run and the ratios, and peak RSS. Each time is the
-median of --repeats runs (the simulator's caches cleared before each), so that
-one noisy run on a shared machine does not decide a ratio.
+median of --repeats runs (the simulator's caches cleared before each); each
+run's ratio divides it by the median of 3 forwards timed just before it, and the
+median of those ratios is printed, so that a noisy moment on a shared machine
+does not decide a ratio.
 
     python scripts/bench_simulate.py [--repeats 5]
 """
@@ -42,30 +44,35 @@ def main():
     x = make_inputs((1, 3, 224, 224))
     with torch.no_grad():
         model(x)
-        forward_times = []
-        for _ in range(max(3, 2 * args.repeats)):
+
+    def forward_time():
+        with torch.no_grad():
             t = time.perf_counter()
             model(x)
-            forward_times.append(time.perf_counter() - t)
-        t_torch = statistics.median(forward_times)
+            return time.perf_counter() - t
+
     rows = []
     for label, err in (("exact", None), ("sampled 1%", 0.01)):
-        times = []
-        for _ in range(args.repeats):
+        times, ratios = [], []
+        for _ in range(args.repeats):   # each run next to 3 forwards: the ratio of one moment
+            t_fwd = statistics.median([forward_time() for _ in range(3)])
             network.clear_cache()
             t = time.perf_counter()
             rep = network.simulate(model, x, cfg, sample_error=err)
             times.append(time.perf_counter() - t)
-        rows.append((label, statistics.median(times), rep))
-    macs = rows[0][2].total["macs_per_inference"]
+            ratios.append(times[-1] / t_fwd)
+        rows.append((label, statistics.median(times), statistics.median(ratios), rep))
+    t_torch = statistics.median([forward_time() for _ in range(3 * args.repeats)])
+    macs = rows[0][3].total["macs_per_inference"]
     print(f"ResNet-18 1x3x224x224, {macs / 1e9:.2f} G MACs, on {cfg.name} with a 32x32 array")
-    print(f"PyTorch forward (CPU, same run): {t_torch * 1e3:.1f} ms (median of {len(forward_times)} runs)")
-    print(f"simulation times: median of {args.repeats} runs, caches cleared before each")
-    for label, dt, rep in rows:
+    print(f"PyTorch forward (CPU, same run): {t_torch * 1e3:.1f} ms (median of {3 * args.repeats} runs)")
+    print(f"simulation: median of {args.repeats} runs, caches cleared before each; ratio: median over "
+          "the runs of (run / median of the 3 forwards just before it)")
+    for label, dt, ratio, rep in rows:
         print(f"{label:>11}: {dt:6.2f} s  {macs / dt / 1e9:5.2f} G simulated MAC/s  "
-              f"{dt / t_torch:6.1f}x the PyTorch forward   energy {rep.total['energy_uj_per_inference']:.1f} µJ, "
+              f"{ratio:6.1f}x the PyTorch forward   energy {rep.total['energy_uj_per_inference']:.1f} µJ, "
               f"latency {rep.total['latency_us']:.0f} µs")
-    e0, e1 = rows[0][2].total["energy_uj_per_inference"], rows[1][2].total["energy_uj_per_inference"]
+    e0, e1 = rows[0][3].total["energy_uj_per_inference"], rows[1][3].total["energy_uj_per_inference"]
     print(f"sampled vs exact energy: {100 * (e1 / e0 - 1):+.3f}%")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

@@ -16,8 +16,15 @@ Then the targets, from this run's figures: >= 1.5x energy reduction at >= 0.98
 mean cosine fidelity; simulation of one 128-token sequence <= 5 s sampled.
 Results go to --out (default bench_transformer_out/<config>/).
 
+--probe-2of4-ffn (instead of pruning): 2:4 by magnitude on every FFN Linear of
+every layer at once, the loop's largest step of that kind: energy × on each
+config, fidelity (validation and test) before and after the task's final
+distillation (`FinetuneSettings.final_epochs` passes) — what the fidelity
+budget is up against.
+
     python scripts/bench_transformer.py [--configs A.yaml B.yaml] [--seq-len 128]
         [--energy-target 0.6] [--max-fidelity-drop 0.02] [--max-steps 12] [--no-prune]
+        [--probe-2of4-ffn]
 """
 from __future__ import annotations
 
@@ -54,6 +61,8 @@ def main():
     ap.add_argument("--max-fidelity-drop", type=float, default=0.02)
     ap.add_argument("--max-steps", type=int, default=12)
     ap.add_argument("--no-prune", action="store_true", help="simulation timings and energies only")
+    ap.add_argument("--probe-2of4-ffn", action="store_true",
+                    help="instead of pruning: 2:4 on every FFN Linear at once, energy x and fidelity")
     ap.add_argument("--out", default="bench_transformer_out")
     args = ap.parse_args()
 
@@ -75,6 +84,9 @@ def main():
     torch.manual_seed(0)
     inputs = text_inputs(model, 1, args.seq_len)
     tiny, _ = load_model("tiny_bert")
+    if args.probe_2of4_ffn:
+        _probe_2of4_ffn(model, inputs, args)
+        return
     task = None if args.no_prune else FidelityTask.for_model(model)
     rows = []
     for path in args.configs:
@@ -128,6 +140,40 @@ def main():
             ok = r["reduction_x"] >= TARGET_REDUCTION_X and r["fidelity"] >= TARGET_FIDELITY
             print(f"{r['config']}: >= {TARGET_REDUCTION_X:g}x at >= {TARGET_FIDELITY:g} fidelity: "
                   f"{'met' if ok else 'MISSED'} ({r['reduction_x']:.2f}x at {r['fidelity']:.4f})")
+
+
+def _probe_2of4_ffn(model, inputs, args):
+    """2:4 (the 2 largest |w| of every 4 consecutive inputs) on every FFN Linear; energy and
+    fidelity before and after the task's final distillation."""
+    import copy
+
+    import torch
+
+    from pruning.fidelity import FidelityTask
+    from simulator.config import load_config
+    from simulator.network import simulate
+
+    task = FidelityTask.for_model(model)
+    pruned, masks = copy.deepcopy(model), {}
+    for name, mod in pruned.named_modules():
+        if isinstance(mod, torch.nn.Linear) and getattr(mod, "transformer_role", "") in ("ffn_in", "ffn_out"):
+            w = mod.weight.detach()
+            groups = w.abs().reshape(w.shape[0], -1, 4)
+            drop = torch.argsort(groups, dim=-1, stable=True)[..., :2]
+            masks[f"{name}.weight"] = torch.ones_like(groups).scatter_(-1, drop, 0.0).reshape(w.shape)
+            with torch.no_grad():
+                mod.weight.mul_(masks[f"{name}.weight"])
+    print(f"2:4 on {len(masks)} FFN Linears")
+    for path in args.configs:
+        cfg = load_config(path)
+        e0 = simulate(model, inputs, cfg).total["energy_uj_per_inference"]
+        e1 = simulate(pruned, inputs, cfg).total["energy_uj_per_inference"]
+        print(f"{cfg.name}: {e0:.1f} -> {e1:.1f} µJ per sequence = {e0 / e1:.3f}x")
+    print(f"fidelity before distillation: validation {task.evaluate(pruned):.4f}, test {task.test(pruned):.4f}")
+    t0 = time.perf_counter()
+    task.final_finetune(pruned, masks, seed=0)
+    print(f"after {task.settings.final_epochs:g} passes of distillation ({(time.perf_counter() - t0) / 60:.1f} min): "
+          f"validation {task.evaluate(pruned):.4f}, test {task.test(pruned):.4f}")
 
 
 if __name__ == "__main__":

@@ -368,6 +368,16 @@ def _is_lazy(x) -> bool:
     return hasattr(x, "materialize")
 
 
+def _segments(A, a_val, rows, k0s, width):
+    """Values of A's rows `rows` over columns k0s .. k0s + width - 1 (0 for row -1 and past K),
+    from the unbuilt A (`lowering.ConvIfmap`) or from its values `a_val`."""
+    if _is_lazy(A):
+        return A.segments(rows, k0s, width)
+    out = np.empty((len(rows), width), a_val.dtype)
+    tk.gather_segments(a_val, rows, k0s, out)
+    return out
+
+
 def _raw_operand(x, fmt, acc_bits, name):
     """(bits, values) of an operand without copies when `x` is already stored
     in the format's integer dtype (lowered GEMMs are), else via `encode`."""
@@ -434,6 +444,7 @@ def _sampled_dense_ws(A, B, cfg, R, C, target, seed) -> GemmResult:
     fk, fn = -(-K // R), -(-N // C)
     counts = dense_ws_counts(M, K, N, R, C)
 
+    a_val = None
     if _is_lazy(A):      # a conv's im2col, not built: stream toggles from its input, rows on demand
         bits_dtype = BITS_DTYPE[OPERAND_BITS[fmt]]
         stream = A.stream_toggles(bits_dtype)
@@ -470,16 +481,10 @@ def _sampled_dense_ws(A, B, cfg, R, C, target, seed) -> GemmResult:
         out = np.zeros(len(new), np.int64)
         if len(new):
             fold, t = np.divmod(new, per_fold)
-            cur_row, prev_row = np.where(t < M, t, -1), t - 1     # -1: zero (before / after the stream)
-            if _is_lazy(A):   # gather the rows these transitions read, and index into them
-                need = np.unique(np.concatenate([cur_row, prev_row]))
-                need = need[need >= 0]
-                rows_val = A.rows(need)
-                cur_row = np.where(cur_row >= 0, np.searchsorted(need, cur_row), -1)
-                prev_row = np.where(prev_row >= 0, np.searchsorted(need, prev_row), -1)
-            else:
-                rows_val = a_val
-            tk.ws_dense_psum_units(rows_val, b_val, R, C, fold // fn, fold % fn, cur_row, prev_row,
+            k0s = (fold // fn) * R
+            a_cur = _segments(A, a_val, np.where(t < M, t, -1), k0s, R)   # -1: zero (after the stream)
+            a_prev = _segments(A, a_val, t - 1, k0s, R)                      # -1: zero (before it)
+            tk.ws_dense_psum_units(a_cur, a_prev, b_val, R, C, fold // fn, fold % fn,
                                    acc_proto, mask_arr, out)
         units = np.concatenate([units, new])
         values = np.concatenate([values, out.astype(np.float64)])

@@ -15,7 +15,7 @@ the quantized tensors it was built from (plus the conv parameters and the
 part index), so the layer cache never hashes the larger im2col matrix.
 An int-format conv's A is a `ConvIfmap`, built on first use: sampled mode on a
 dense weight-stationary array never builds it (its stream toggles come from the
-conv input by prefix sums, the sampled steps' rows are gathered).
+conv input by prefix sums, the sampled steps' rows are gathered, each over its fold's K range).
 The integer GEMM of a lowered conv equals `F.conv2d` on the same quantized
 integers (tests/test_lowering.py).
 """
@@ -165,28 +165,40 @@ def _quantize_np(t: torch.Tensor, fmt: str, per_channel: bool, transposed: bool 
 
 
 @njit(parallel=True, cache=True)
-def _im2col_rows(x, kh, kw, sh, sw, ph, pw, dh, dw, c0, cg, rows, out):
-    """Rows `rows` of the im2col matrix A of channels c0 .. c0+cg-1 of x (N, C, H, W):
-    out[r, (c, i, j)] = x[n, c0 + c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (0 outside)
-    for A row m = rows[r] = (n, oh, ow), the layout of `torch.nn.functional.unfold`
-    (all rows: the whole matrix)."""
+def _im2col_segments(x, kh, kw, sh, sw, ph, pw, dh, dw, c0, cg, rows, k0s, out):
+    """Segments of the im2col matrix A of channels c0 .. c0+cg-1 of x (N, C, H, W),
+    A[m, (c, i, j)] = x[n, c0 + c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (0 outside)
+    for row m = (n, oh, ow), the layout of `torch.nn.functional.unfold`:
+    out[u, r] = A[rows[u], k0s[u] + r], 0 where rows[u] < 0 or past A's last column
+    (all rows from column 0, out as wide as A: the whole matrix)."""
     N, _, H, W = x.shape
     OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    for r in prange(rows.shape[0]):
-        m = rows[r]
+    K = cg * kh * kw
+    width = out.shape[1]
+    for u in prange(rows.shape[0]):
+        m = rows[u]
+        if m < 0:
+            out[u, :] = 0
+            continue
         n, oh, ow = m // (OH * OW), (m // OW) % OH, m % OW
-        col = 0
-        for c in range(cg):
-            for i in range(kh):
-                ih = oh * sh - ph + i * dh
-                for j in range(kw):
-                    iw = ow * sw - pw + j * dw
-                    if 0 <= ih < H and 0 <= iw < W:
-                        out[r, col] = x[n, c0 + c, ih, iw]
-                    else:
-                        out[r, col] = 0
-                    col += 1
+        k = k0s[u]
+        c, i, j = k // (kh * kw), (k // kw) % kh, k % kw
+        for r in range(width):
+            ih = oh * sh - ph + i * dh
+            iw = ow * sw - pw + j * dw
+            if k < K and 0 <= ih < H and 0 <= iw < W:
+                out[u, r] = x[n, c0 + c, ih, iw]
+            else:
+                out[u, r] = 0
+            k += 1
+            j += 1
+            if j == kw:
+                j = 0
+                i += 1
+                if i == kh:
+                    i = 0
+                    c += 1
 
 
 @njit(cache=True)
@@ -258,8 +270,9 @@ def _conv_stream_toggles(xb, kh, kw, sh, sw, ph, pw, dh, dw, c0, cg, out):
 class ConvIfmap:
     """The im2col matrix A (M, K) of one group of an int-format conv, not built:
     sampled mode on a dense weight-stationary array needs only its stream
-    toggles (`stream_toggles`, from the input itself) and the rows of the
-    sampled steps (`rows`); anything else calls `materialize`."""
+    toggles (`stream_toggles`, from the input itself) and the sampled steps'
+    rows over their folds' K ranges (`segments`); anything else calls
+    `materialize`."""
 
     def __init__(self, x: np.ndarray, kh: int, kw: int, params: dict, c0: int, cg: int):
         (sh, sw), (ph, pw), (dh, dw) = params["stride"], params["padding"], params["dilation"]
@@ -277,8 +290,14 @@ class ConvIfmap:
 
     def rows(self, rows: np.ndarray) -> np.ndarray:
         """A[rows] (len(rows), K)."""
-        out = np.empty((len(rows), self.shape[1]), self.dtype)
-        _im2col_rows(self.x, *self.geometry, self.c0, self.cg, np.asarray(rows, np.int64), out)
+        return self.segments(rows, np.zeros(len(rows), np.int64), self.shape[1])
+
+    def segments(self, rows: np.ndarray, k0s: np.ndarray, width: int) -> np.ndarray:
+        """out[u, r] = A[rows[u], k0s[u] + r] (len(rows), width); 0 where rows[u] < 0 or
+        past the last column."""
+        out = np.empty((len(rows), width), self.dtype)
+        _im2col_segments(self.x, *self.geometry, self.c0, self.cg, np.asarray(rows, np.int64),
+                         np.asarray(k0s, np.int64), out)
         return out
 
     def stream_toggles(self, bits_dtype) -> int:

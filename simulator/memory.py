@@ -61,20 +61,23 @@ Energy: ``dram_energy_pj = dram_bytes * 8 * dram_pj_per_bit`` (price from
 Timing. DRAM moves ``bandwidth_gbps * 1e9 / (frequency_mhz * 1e6)`` bytes per
 cycle. A SimPy discrete-event simulation with one event chain per tile step,
 never per cycle, and one generator per engine:
-- DMA-in takes a free slot of the ifmap/filter double buffer (a Container of
-  2 slots), holds the DRAM channel (a Resource of capacity 1) for
-  ``bytes / bytes_per_cycle`` cycles to load the step's A and B tiles (steps
-  whose tiles are already on chip skip the channel), and hands the step over.
-- Compute holds an ofmap slot (a Container of 2 slots) while it accumulates
-  an output tile, spends the step's share of ``compute_cycles`` on each loaded
-  step, frees its input slot, and hands each finished output tile to
-  write-back before taking a fresh ofmap slot. The share of step i is
-  ``round(C*cum_i/T) - round(C*cum_{i-1}/T)`` (C = compute_cycles,
+- DMA-in waits for a free half of the ifmap/filter double buffer (the step
+  two before has been computed), holds the DRAM channel (a Resource of
+  capacity 1) for ``bytes / bytes_per_cycle`` cycles to load the step's A and
+  B tiles (steps whose tiles are already on chip skip the channel), and hands
+  the step over.
+- Compute waits, at an output tile's first step, for a free half of the ofmap
+  double buffer (the output tile two before has been written back), spends
+  the step's share of ``compute_cycles`` on each loaded step, which frees its
+  input half, and hands each finished output tile to write-back. The share of
+  step i is ``round(C*cum_i/T) - round(C*cum_{i-1}/T)`` (C = compute_cycles,
   cum_i = MACs of steps 0..i, T = all MACs): proportional to the step's MACs
   within one cycle, integers that sum to compute_cycles exactly.
-- Write-back holds the DRAM channel for each finished output tile, then frees
-  its ofmap slot. DMA-in and write-back queue for the channel first come,
-  first served.
+- Write-back holds the DRAM channel for each finished output tile, which
+  frees its ofmap half. DMA-in and write-back queue for the channel first
+  come, first served (without write-back the loads have it to themselves).
+Each hand-over is one SimPy event (loaded, computed, finished, written), so a
+tile step costs about four events.
 ``latency_cycles`` is when the last write-back ends (the last compute when
 the output stays on chip), rounded up to a whole cycle; ``stall_cycles`` =
 latency - compute_cycles, so it includes the unavoidable fill (the first
@@ -336,47 +339,59 @@ def _choose_tiles(t: GemmTraffic, p: _Plan) -> tuple[int, int, int]:
 
 # ----------------------------------------------------------------- time
 def _run_pipeline(load_cycles, compute_cycles, write_cycles, finishes, write_back: bool) -> float:
-    """Tile-level DES of DMA-in, compute and write-back (one generator each); the time the last one ends."""
+    """Tile-level DES of DMA-in, compute and write-back (one generator each); the time the last one ends.
+
+    Step s's input tiles need a free half of the double buffer (step s - BUFFER_SLOTS computed: event
+    ``computed[s - 2]``) and are then loaded over the DRAM channel; its compute needs them loaded (event
+    ``loaded[s]``). With write-back, the j-th output tile's compute needs a free half of the ofmap
+    buffer (output tile j - BUFFER_SLOTS written: ``written[j - 2]``); finished (``finished[j]``), it is
+    written over the DRAM channel, which it shares with the loads (a FIFO resource); without write-back
+    the loads have the channel to themselves."""
     load_cycles, compute_cycles = load_cycles.tolist(), compute_cycles.tolist()
     write_cycles, finishes = write_cycles.tolist(), finishes.tolist()
     steps = len(load_cycles)
+    outputs = [s for s in range(steps) if finishes[s]] if write_back else []
     env = simpy.Environment()
-    dram = simpy.Resource(env, capacity=1)                                       # the DRAM channel
-    in_slots = simpy.Container(env, capacity=BUFFER_SLOTS, init=BUFFER_SLOTS)   # ifmap+filter double buffer
-    out_slots = simpy.Container(env, capacity=BUFFER_SLOTS, init=BUFFER_SLOTS)  # ofmap double buffer
-    loaded = simpy.Store(env)     # steps whose A and B tiles are in SRAM
-    finished = simpy.Store(env)   # steps that finished output tiles, waiting for write-back
+    loaded = [env.event() for _ in range(steps)]      # step s's A and B tiles are in SRAM
+    computed = [env.event() for _ in range(steps)]    # step s computed: its input half is free
+    finished = [env.event() for _ in outputs]         # output tile j is complete in the ofmap buffer
+    written = [env.event() for _ in outputs]          # ... and written back: its half is free
+    dram = simpy.Resource(env, capacity=1) if write_back else None    # the DRAM channel
     end = {"compute": 0.0, "write_back": 0.0}
 
     def dma_in():
         for s in range(steps):
-            yield in_slots.get(1)
+            if s >= BUFFER_SLOTS:
+                yield computed[s - BUFFER_SLOTS]
             if load_cycles[s] > 0:
-                with dram.request() as channel:
-                    yield channel
+                if dram is None:
                     yield env.timeout(load_cycles[s])
-            loaded.put(s)
+                else:
+                    with dram.request() as channel:
+                        yield channel
+                        yield env.timeout(load_cycles[s])
+            loaded[s].succeed()
 
     def compute():
-        if write_back:
-            yield out_slots.get(1)
+        j = 0                 # the output tile being computed
         for s in range(steps):
-            yield loaded.get()
+            if write_back and j >= BUFFER_SLOTS and (s == 0 or finishes[s - 1]):
+                yield written[j - BUFFER_SLOTS]           # its ofmap half, at the tile's first step
+            yield loaded[s]
             yield env.timeout(compute_cycles[s])
-            in_slots.put(1)
+            computed[s].succeed()
             if write_back and finishes[s]:
-                finished.put(s)
-                if s + 1 < steps:
-                    yield out_slots.get(1)
+                finished[j].succeed()
+                j += 1
         end["compute"] = env.now
 
     def write_back_engine():
-        for _ in range(sum(finishes)):
-            s = yield finished.get()
+        for j, s in enumerate(outputs):
+            yield finished[j]
             with dram.request() as channel:
                 yield channel
                 yield env.timeout(write_cycles[s])
-            out_slots.put(1)
+            written[j].succeed()
         end["write_back"] = env.now
 
     env.process(dma_in())

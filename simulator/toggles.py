@@ -386,18 +386,30 @@ def ws_dense_stationary(b_bits, R, C, out):
 
 
 @njit(parallel=True, cache=True)
-def ws_dense_psum_units(a_val, b_val, R, C, unit_kf, unit_nf, cur_row, prev_row, acc_proto, mask_arr,
-                        out):
+def gather_segments(a, rows, k0s, out):
+    """out[u, r] = a[rows[u], k0s[u] + r], 0 where rows[u] < 0 or past a's last column."""
+    K = a.shape[1]
+    for u in prange(rows.shape[0]):
+        m, k0 = rows[u], k0s[u]
+        for r in range(out.shape[1]):
+            if m >= 0 and k0 + r < K:
+                out[u, r] = a[m, k0 + r]
+            else:
+                out[u, r] = 0
+
+
+@njit(parallel=True, cache=True)
+def ws_dense_psum_units(a_cur, a_prev, b_val, R, C, unit_kf, unit_nf, acc_proto, mask_arr, out):
     """Partial-sum toggles of chosen step transitions of dense weight-
     stationary folds: unit i is fold (unit_kf[i], unit_nf[i]) and one
     transition, from step t-1 to step t, t in [0, M] (the register holds zero
-    before step 0 and after step M-1). a_val: rows of A (M, K) holding the
-    values the multipliers see, row cur_row[i] being step t's and prev_row[i]
-    step t-1's (-1: zero, before the first step or after the last); b_val (K, N)
-    (acc_proto's dtype fixes the accumulator, as in `ws_folds`)."""
+    before step 0 and after step M-1). a_cur[i], a_prev[i] (U, R): the values
+    the multipliers see at steps t and t-1, A's rows over the fold's K range
+    (`gather_segments`; zero before the first step, after the last and past K);
+    b_val (K, N) (acc_proto's dtype fixes the accumulator, as in `ws_folds`)."""
     K, N = b_val.shape
     mask = mask_arr[0]
-    U = cur_row.shape[0]
+    U = a_cur.shape[0]
     chunk = 64                        # units per task: the psum buffers are allocated per chunk
     for ch in prange((U + chunk - 1) // chunk):
         cur = np.zeros_like(acc_proto)     # psums of step t
@@ -414,12 +426,8 @@ def ws_dense_psum_units(a_val, b_val, R, C, unit_kf, unit_nf, cur_row, prev_row,
             row = 0
             for r in range(rr):
                 k = k0 + r
-                a1 = zero
-                a0 = zero
-                if cur_row[i] >= 0:
-                    a1 = zero + a_val[cur_row[i], k]
-                if prev_row[i] >= 0:
-                    a0 = zero + a_val[prev_row[i], k]
+                a1 = zero + a_cur[i, r]
+                a0 = zero + a_prev[i, r]
                 w = b_val[k, n0:n0 + nc]
                 row = 0
                 for c in range(nc):
