@@ -169,10 +169,12 @@ def _probe_2of4_ffn(model, inputs, args):
         e0 = simulate(model, inputs, cfg).total["energy_uj_per_inference"]
         e1 = simulate(pruned, inputs, cfg).total["energy_uj_per_inference"]
         print(f"{cfg.name}: {e0:.1f} -> {e1:.1f} µJ per sequence = {e0 / e1:.3f}x")
-    print(f"fidelity before distillation: validation {task.evaluate(pruned):.4f}, test {task.test(pruned):.4f}")
+    print(f"fidelity before distillation: validation {task.evaluate(pruned):.4f}, "
+          f"test {task.test(pruned):.4f}")
     t0 = time.perf_counter()
     task.final_finetune(pruned, masks, seed=0)
-    print(f"after {task.settings.final_epochs:g} passes of distillation ({(time.perf_counter() - t0) / 60:.1f} min): "
+    minutes = (time.perf_counter() - t0) / 60
+    print(f"after {task.settings.final_epochs:g} passes of distillation ({minutes:.1f} min): "
           f"validation {task.evaluate(pruned):.4f}, test {task.test(pruned):.4f}")
 
 
