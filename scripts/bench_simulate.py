@@ -35,6 +35,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5, help="runs per timing; the median is printed")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats {args.repeats}: must be >= 1")
     cfg = apply_overrides(load_config(ROOT / "hw_configs" / "edge_npu_16x16_int8.yaml"),
                           {"array.rows": 32, "array.cols": 32})
     small, shape = load_model("fashion_cnn")
