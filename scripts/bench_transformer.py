@@ -143,26 +143,24 @@ def main():
 
 
 def _probe_2of4_ffn(model, inputs, args):
-    """2:4 (the 2 largest |w| of every 4 consecutive inputs) on every FFN Linear; energy and
-    fidelity before and after the task's final distillation."""
+    """2:4 on every FFN Linear, by the loop's own N:M step (`pruning.candidates.NM`, l1 scores);
+    energy and fidelity before and after the task's final distillation."""
     import copy
 
     import torch
 
+    from pruning.candidates import NM, Candidate, Context
     from pruning.fidelity import FidelityTask
+    from pruning.importance import CalibrationStats
     from simulator.config import load_config
     from simulator.network import simulate
 
     task = FidelityTask.for_model(model)
     pruned, masks = copy.deepcopy(model), {}
+    ctx = Context(rows=0, cols=0, nm=(2, 4), criterion="l1", stats=CalibrationStats(), inputs=inputs)
     for name, mod in pruned.named_modules():
         if isinstance(mod, torch.nn.Linear) and getattr(mod, "transformer_role", "") in ("ffn_in", "ffn_out"):
-            w = mod.weight.detach()
-            groups = w.abs().reshape(w.shape[0], -1, 4)
-            drop = torch.argsort(groups, dim=-1, stable=True)[..., :2]
-            masks[f"{name}.weight"] = torch.ones_like(groups).scatter_(-1, drop, 0.0).reshape(w.shape)
-            with torch.no_grad():
-                mod.weight.mul_(masks[f"{name}.weight"])
+            NM().apply(Candidate(name, "nm", 0.5, "2:4"), pruned, masks, ctx)
     print(f"2:4 on {len(masks)} FFN Linears")
     for path in args.configs:
         cfg = load_config(path)

@@ -283,7 +283,6 @@ class ConvIfmap:
         ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         self.shape = (n * oh * ow, cg * kh * kw)
         self.dtype = x.dtype
-        self.size = self.shape[0] * self.shape[1]
 
     def materialize(self) -> np.ndarray:
         return self.rows(np.arange(self.shape[0]))

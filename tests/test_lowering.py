@@ -99,9 +99,10 @@ def test_fast_quantizer_equals_torch_reference(fmt):
     ((2, 3, 8, 8), (7, 7), (2, 2), (3, 3), (1, 1))])
 def test_unbuilt_im2col_streams_and_gathers_like_the_built_matrix(dtype, shape, kernel, stride,
                                                                   padding, dilation):
-    """`ConvIfmap` (a conv's im2col not built) counts the same stream toggles as
-    `toggles.stream_toggles` on the built matrix (prefix sums over input rows vs
-    row-by-row XORs), and gathers the same rows, for a whole conv and one group."""
+    """`ConvIfmap` (a conv's im2col not built) equals `F.unfold` of the input when built,
+    gathers its rows and fold segments, and counts the same stream toggles as
+    `toggles.stream_toggles` on the unfolded matrix (prefix sums over input rows vs
+    row-by-row XORs), for a whole conv and one group."""
     from simulator import toggles as tk
     from simulator.formats import BITS_DTYPE
 
@@ -110,14 +111,24 @@ def test_unbuilt_im2col_streams_and_gathers_like_the_built_matrix(dtype, shape, 
     bits = BITS_DTYPE[8 * np.dtype(dtype).itemsize]
     params = dict(stride=stride, padding=padding, dilation=dilation)
     for c0, cg in ((0, shape[1]), (1, 1)):
+        cols = F.unfold(torch.from_numpy(x[:, c0:c0 + cg]).double(), kernel, dilation=dilation,
+                        padding=padding, stride=stride)                  # (N, K, L)
+        A = cols.transpose(1, 2).reshape(-1, cols.shape[1]).numpy().astype(dtype)
         lazy = ConvIfmap(x, *kernel, params, c0, cg)
-        A = lazy.materialize()
-        assert A.shape == lazy.shape
+        assert lazy.shape == A.shape
+        assert np.array_equal(lazy.materialize(), A)
         per_chunk = np.zeros((3, A.shape[1]), np.int64)
         tk.stream_toggles(A.view(bits), per_chunk)
         assert lazy.stream_toggles(bits) == per_chunk.sum()
         rows = rng.integers(0, A.shape[0], 9)
         assert np.array_equal(lazy.rows(rows), A[rows])
+        k0s = rng.integers(0, A.shape[1], 9)
+        rows[0] = -1
+        seg = lazy.segments(rows, k0s, 4)
+        padded = np.concatenate([A, np.zeros((A.shape[0], 4), A.dtype)], axis=1)
+        ref = np.stack([padded[m, k:k + 4] if m >= 0 else np.zeros(4, A.dtype)
+                        for m, k in zip(rows, k0s)])
+        assert np.array_equal(seg, ref)
 
 
 def test_sampled_mode_on_an_unbuilt_im2col_equals_it_on_the_built_one():
