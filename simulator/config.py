@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import types
+from contextlib import contextmanager
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -469,11 +470,30 @@ def _vector_fmt(operand_format: str) -> str:
 
 
 _PRICES_CACHE: dict = {}
+_PINNED_PRICES: dict = {}     # id(cfg) -> (cfg, prices), while a caller holds cfg unchanged
+
+
+@contextmanager
+def pinned_prices(cfg: HardwareConfig):
+    """Within the block, ``resolve_prices(cfg)`` on this very object returns the prices resolved on
+    entry (the caller does not change ``cfg`` meanwhile: a whole-network simulation, which asks for
+    them once per layer). Yields the prices."""
+    prices = resolve_prices(cfg)
+    entry = _PINNED_PRICES[id(cfg)] = (cfg, prices)
+    try:
+        yield prices
+    finally:          # unpin (a nested or concurrent pin of the same object unpins it too: safe)
+        if _PINNED_PRICES.get(id(cfg)) is entry:
+            del _PINNED_PRICES[id(cfg)]
 
 
 def resolve_prices(cfg: HardwareConfig) -> Prices:
     """Price every event of ``cfg`` from its technology (``simulator.tech`` rule) and its explicit values.
-    Memoised on the config's contents (a simulation asks once per layer)."""
+    Memoised on the config's contents (a simulation asks once per layer); inside ``pinned_prices(cfg)``
+    on the object itself, without serialising it again."""
+    pinned = _PINNED_PRICES.get(id(cfg))
+    if pinned is not None and pinned[0] is cfg:
+        return pinned[1]
     key = (cfg.source, cfg.model_dump_json())
     prices = _PRICES_CACHE.get(key)
     if prices is None:

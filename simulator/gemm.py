@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from simulator import toggles as tk
 from simulator.config import HardwareConfig, load_config, resolve_prices
@@ -389,37 +390,64 @@ def _raw_operand(x, fmt, acc_bits, name):
     return op.bits, op.values
 
 
-def _draw(rng, offsets, deficit, taken):
+@njit(cache=True)
+def _pick_units(offsets, deficit, count, taken, u, out, w):
+    """The loop of `_draw`, consuming the uniforms u in order: returns (units
+    written to out, done); not done when u ran out (call again with more).
+    deficit and count (units still to draw, units drawn, per stratum) and
+    taken are updated in place."""
+    p = 0
+    for h in range(deficit.shape[0]):
+        lo = offsets[h]
+        size = offsets[h + 1] - lo
+        while deficit[h] > 0:
+            remaining = size - count[h]
+            d = deficit[h]
+            if 2 * d >= remaining:         # most of what is left: a partial shuffle of the rest
+                if p + d > u.shape[0]:
+                    return w, False
+                rest = np.empty(remaining, np.int64)
+                r = 0
+                for v in range(lo, lo + size):
+                    if not taken[v]:
+                        rest[r] = v
+                        r += 1
+                for t in range(d):
+                    s = t + min(int(u[p] * (remaining - t)), remaining - t - 1)
+                    p += 1
+                    rest[t], rest[s] = rest[s], rest[t]
+                    taken[rest[t]] = True
+                    out[w] = rest[t]
+                    w += 1
+                count[h] += d
+                deficit[h] = 0
+            else:                           # by rejection: at most half is taken
+                if p == u.shape[0]:
+                    return w, False
+                v = lo + min(int(u[p] * size), size - 1)
+                p += 1
+                if not taken[v]:
+                    taken[v] = True
+                    out[w] = v
+                    w += 1
+                    deficit[h] -= 1
+                    count[h] += 1
+    return w, True
+
+
+def _draw(rng, offsets, deficit, taken, count):
     """Draw `deficit[h]` more units of each stratum h (units offsets[h] ..
-    offsets[h+1]-1), each uniform among the units not `taken` yet (marked as
-    they are drawn): by rejection, O(units drawn), while the draw is under
-    half of what is left of the stratum, else from a permutation of the rest."""
-    parts = []
-    for h in np.flatnonzero(deficit > 0):
-        remaining = offsets[h + 1] - offsets[h] - taken[offsets[h]:offsets[h + 1]].sum()
-        if 2 * deficit[h] >= remaining:     # most of what is left: a permutation of the rest
-            rest = offsets[h] + np.flatnonzero(~taken[offsets[h]:offsets[h + 1]])
-            pick = rng.permutation(rest)[:deficit[h]]
-            taken[pick] = True
-            parts.append(pick)
-            deficit = deficit.copy()
-            deficit[h] = 0
-    while deficit.any():
-        h = np.repeat(np.arange(len(deficit)), deficit + deficit // 4 + (deficit > 0) * 4)
-        cand = offsets[h] + (rng.random(len(h)) * (offsets[h + 1] - offsets[h])).astype(np.int64)
-        keep = ~taken[cand]
-        cand, h = cand[keep], h[keep]
-        first = np.sort(np.unique(cand, return_index=True)[1])   # first draw of each unit
-        cand, h = cand[first], h[first]
-        order = np.argsort(h, kind="stable")
-        rank = np.empty(len(h), np.int64)                          # draw rank within its stratum
-        starts = np.searchsorted(h[order], np.arange(len(deficit)))
-        rank[order] = np.arange(len(h)) - starts[h[order]]
-        cand = cand[rank < deficit[h]]
-        taken[cand] = True
-        deficit = deficit - np.bincount(h[rank < deficit[h]], minlength=len(deficit))
-        parts.append(cand)
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    offsets[h+1]-1, `count[h]` of them drawn before), each uniform among the
+    units not `taken` yet (marked as they are drawn): by rejection, O(units
+    drawn), while the draw is under half of what is left of the stratum, else
+    by a partial shuffle of the rest; uniforms from `rng`."""
+    deficit, count = np.array(deficit, np.int64), np.array(count, np.int64)
+    out = np.empty(int(deficit.sum()), np.int64)
+    w, done = 0, False
+    while not done:
+        u = rng.random(2 * int(deficit.sum()) + 64)
+        w, done = _pick_units(np.asarray(offsets, np.int64), deficit, count, taken, u, out, w)
+    return out[:w]
 
 
 def _sampled_dense_ws(A, B, cfg, R, C, target, seed) -> GemmResult:
@@ -456,7 +484,7 @@ def _sampled_dense_ws(A, B, cfg, R, C, target, seed) -> GemmResult:
         tk.stream_toggles(a_bits, chunks)
         stream = int(chunks.sum()) + int(np.bitwise_count(a_bits[M - 1]).sum())   # + the fall
     stat = np.zeros(fn, np.int64)
-    tk.ws_dense_stationary(b_bits, R, C, stat)
+    tk.ws_dense_stationary(np.ascontiguousarray(b_bits).reshape(-1).view(np.uint8), K, N, R, C, stat)
     stationary = int(stat.sum())
     exact = {"forwarding": C * fn * stream, "stationary": stationary,
              "mult_inputs": N * stream + stationary, "macs_gated": 0}
@@ -476,7 +504,7 @@ def _sampled_dense_ws(A, B, cfg, R, C, target, seed) -> GemmResult:
     while True:
         take = np.minimum(sizes, np.maximum(PER_STRATUM, np.ceil(frac * sizes).astype(np.int64)))
         take = np.where(2 * take >= sizes, sizes, np.maximum(take, count))   # half or more: all
-        new = _draw(rng, offsets, take - count, taken)
+        new = _draw(rng, offsets, take - count, taken, count)
         count = take
         out = np.zeros(len(new), np.int64)
         if len(new):
@@ -502,12 +530,12 @@ def _sampled_dense_ws(A, B, cfg, R, C, target, seed) -> GemmResult:
     prices = resolve_prices(cfg)
     toggles = {c: totals[c] for c in REGISTER_CLASSES}
     energy, events = energy_breakdown(prices, fmt, acc_bits, toggles, counts, 0, False)
-    sampled_folds = np.unique(units // per_fold)
+    sampled_folds = np.count_nonzero(np.bincount(units // per_fold, minlength=1))
     return GemmResult(config=cfg.name, dataflow="weight_stationary", rows=R, cols=C, m=M, k=K, n=N,
                       operand_format=fmt, mode="exact" if complete else "sampled", counts=counts,
                       macs_gated=0, toggles=toggles,
                       toggles_ci95={c: ci[c] for c in REGISTER_CLASSES}, energy_pj=energy,
                       events=events, frequency_hz=prices.frequency_hz,
-                      folds_sampled=len(sampled_folds),
+                      folds_sampled=int(sampled_folds),
                       extra={"psum_transitions_sampled": n_units,
                              "psum_transitions": int(sizes.sum())})

@@ -29,8 +29,9 @@ import xxhash
 from numba import njit, prange
 
 from simulator.capture import MacOp
+from simulator.errors import JoulesimError
 from simulator.formats import FLOAT_FORMATS, INT_STORAGE, OPERAND_BITS
-from simulator.toggles import popcount
+from simulator.toggles import popcount, popcount_bytes, xor_popcount_bytes
 
 
 @dataclass
@@ -93,12 +94,15 @@ _ABS_BITS = np.uint32(0x7FFFFFFF)   # float32 without its sign bit
 def _row_amax_bits(u):
     """max |x| of each row of a float32 matrix given as its uint32 bits: for
     non-negative floats the bit patterns order like the values, and an
-    integer max vectorises where a float max (NaN rules) does not."""
+    integer max vectorises where a float max (NaN rules) does not. Inf and
+    NaN order above every finite value: a row holding one has max bits >=
+    `_NONFINITE_BITS`."""
     out = np.zeros(u.shape[0], np.uint32)
+    n = u.shape[1]
     for i in prange(u.shape[0]):
         m = np.uint32(0)
-        for v in u[i]:
-            m = max(m, v & _ABS_BITS)
+        for j in range(n):          # an index loop vectorises; iterating u[i] does not
+            m = max(m, u[i, j] & _ABS_BITS)
         out[i] = m
     return out
 
@@ -123,36 +127,65 @@ def _quantize_rows(x, scale, qmax, out):
 
 
 @njit(parallel=True, cache=True)
+def _quantize_flat(x, scale, qmax, out):
+    """out[i] = clip(rint(x[i] / scale), -qmax - 1, qmax), in float32, split over threads."""
+    lo, hi = np.float32(-qmax - 1), np.float32(qmax)
+    chunk = 1 << 16
+    for c in prange((x.shape[0] + chunk - 1) // chunk):
+        for i in range(c * chunk, min(x.shape[0], (c + 1) * chunk)):
+            out[i] = min(max(np.rint(x[i] / scale), lo), hi)
+
+
+@njit(parallel=True, cache=True)
 def _quantize_rows_transposed(x, scale, qmax, out):
-    """`_quantize_rows` written transposed: out[j, i], in 32 x 32 blocks."""
+    """`_quantize_rows` written transposed, out[j, i]: per 64 x 64 tile, its
+    rows quantized along x's contiguous rows into a local tile, then written
+    along out's (whole cache lines)."""
     lo, hi = np.float32(-qmax - 1), np.float32(qmax)
     rows, cols = x.shape
-    block = 32
-    for jb in prange((cols + block - 1) // block):
-        j0, j1 = jb * block, min(cols, (jb + 1) * block)
-        for i0 in range(0, rows, block):
+    block = 64
+    row_tiles, col_tiles = (rows + block - 1) // block, (cols + block - 1) // block
+    for t in prange(row_tiles * col_tiles):
+        i0, j0 = (t // col_tiles) * block, (t % col_tiles) * block
+        i1, j1 = min(rows, i0 + block), min(cols, j0 + block)
+        tile = np.empty((block, block), out.dtype)
+        for i in range(i0, i1):
+            s = scale[i]
             for j in range(j0, j1):
-                for i in range(i0, min(rows, i0 + block)):
-                    out[j, i] = min(max(np.rint(x[i, j] / scale[i]), lo), hi)
+                tile[i - i0, j - j0] = min(max(np.rint(x[i, j] / s), lo), hi)
+        for j in range(j0, j1):
+            for i in range(i0, i1):
+                out[j, i] = tile[i - i0, j - j0]
 
 
-def _quantize_np(t: torch.Tensor, fmt: str, per_channel: bool, transposed: bool = False):
+_NONFINITE_BITS = 0x7F800000   # |x| bits at or above this: Inf or NaN
+
+
+def _quantize_np(t: torch.Tensor, fmt: str, per_channel: bool, transposed: bool = False,
+                 what: str = "a tensor"):
     """`quantize_per_channel` (per_channel) or `quantize_tensor` as a numpy array of
     the storage dtype, in one pass of a Numba kernel for float32 tensors (the
     same float32 arithmetic as the torch reference, so the same integers).
     `transposed` (per_channel only): the (prod(shape[1:]), shape[0]) matrix
-    W^T that a GEMM's B operand is, written directly."""
+    W^T that a GEMM's B operand is, written directly. NaN or Inf in `t` is a
+    JoulesimError naming it as `what` (found by the max-|x| pass, at no cost
+    for float32)."""
     if fmt in FLOAT_FORMATS or t.dtype != torch.float32:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise JoulesimError(f"{what} contains NaN or Inf")
         q = _np(quantize_per_channel(t, fmt) if per_channel else quantize_tensor(t, fmt), fmt)
         return np.ascontiguousarray(q.reshape(q.shape[0], -1).T) if transposed else q
     x = t.detach().contiguous().numpy()
     rows = x.reshape(x.shape[0], -1) if per_channel else x.reshape(1, -1)
     if not rows.size:
-        amax = np.zeros(rows.shape[0], np.float32)
+        amax_bits = np.zeros(rows.shape[0], np.uint32)
     elif per_channel:
-        amax = _row_amax_bits(rows.view(np.uint32)).view(np.float32)
+        amax_bits = _row_amax_bits(rows.view(np.uint32))
     else:
-        amax = np.array([_amax_bits(rows.reshape(-1).view(np.uint32))], np.uint32).view(np.float32)
+        amax_bits = np.array([_amax_bits(rows.reshape(-1).view(np.uint32))], np.uint32)
+    if amax_bits.size and amax_bits.max() >= _NONFINITE_BITS:
+        raise JoulesimError(f"{what} contains NaN or Inf")
+    amax = amax_bits.view(np.float32)
     qmax = _qmax(fmt)
     scale = np.where(amax > 0, amax / np.float32(qmax), np.float32(1.0)).astype(np.float32)
     if transposed:
@@ -160,7 +193,10 @@ def _quantize_np(t: torch.Tensor, fmt: str, per_channel: bool, transposed: bool 
         _quantize_rows_transposed(rows, scale, qmax, out)
         return out
     out = np.empty(rows.shape, INT_STORAGE[fmt])
-    _quantize_rows(rows, scale, qmax, out)
+    if per_channel:
+        _quantize_rows(rows, scale, qmax, out)
+    else:
+        _quantize_flat(rows.reshape(-1), scale[0], qmax, out.reshape(-1))
     return out.reshape(x.shape)
 
 
@@ -201,36 +237,33 @@ def _im2col_segments(x, kh, kw, sh, sw, ph, pw, dh, dw, c0, cg, rows, k0s, out):
                     c += 1
 
 
-@njit(cache=True)
-def _bits_at(xb, n, c, y, x):
-    """Bits of x[n, c, y, x], 0 outside the image (the zero padding)."""
-    if 0 <= y < xb.shape[2] and 0 <= x < xb.shape[3]:
-        return np.uint64(xb[n, c, y, x])
-    return np.uint64(0)
-
-
 @njit(parallel=True, cache=True)
-def _conv_stream_toggles(xb, kh, kw, sh, sw, ph, pw, dh, dw, c0, cg, out):
+def _conv_stream_toggles(xb, x8, kh, kw, sh, sw, ph, pw, dh, dw, c0, cg, out):
     """Toggles of the im2col matrix's columns streamed row after row (rise
-    from zero included, fall to zero excluded), from the bits xb of the input,
-    without building the matrix. out (N, cg): the toggles of the columns of
-    channel c0 + c over the rows of image n (the transition into its first row
-    included).
+    from zero included, fall to zero excluded), from the bits xb of the input
+    (x8: the same C-order array as bytes), without building the matrix.
+    out (N, cg): the toggles of the columns of channel c0 + c over the rows of
+    image n (the transition into its first row included).
 
     Within an output row, consecutive A rows read pixels `sw` apart: column
     (c, i, j) toggles popcount(x[y, q] ^ x[y, q - sw]) at q = ow*sw - pw + j*dw,
-    ow = 1 .. OW-1. Per padded input row these are prefix sums S along each
-    residue class mod sw, summed over j, counted once for every (i, oh) that
-    reads the row; the transitions from one output row (or image) to the next
-    are counted one by one."""
-    N, _, H, W = xb.shape
+    ow = 1 .. OW-1 (0 outside the image), counted once for every (i, oh) that
+    reads input row y. With sw == 1 the pairs of one j are one run of bytes
+    compared with itself shifted by one pixel (`xor_popcount_bytes`, 8 bytes
+    per popcount); otherwise prefix sums along each residue class mod sw of
+    the zero-padded row. The transitions from one output row (or image) to the
+    next are counted one by one."""
+    N, CT, H, W = xb.shape
+    isz = x8.shape[0] // max(1, xb.size)
     OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     Wp = W + 2 * pw
+    strided = sw > 1
     for task in prange(N * cg):
         n, c = task // cg, task % cg
         ch = c0 + c
-        S = np.zeros(Wp, np.int64)
+        S = np.zeros(Wp if strided else 0, np.int64)    # prefix sums along a padded row
+        P = np.zeros(Wp if strided else 0, xb.dtype)    # the zero-padded row
         tot = 0
         if OW > 1:
             for y in range(H):
@@ -241,16 +274,31 @@ def _conv_stream_toggles(xb, kh, kw, sh, sw, ph, pw, dh, dw, c0, cg, out):
                         readers += 1
                 if readers == 0:
                     continue
-                for q in range(Wp):
-                    if q < sw:
-                        S[q] = 0
-                    else:
-                        S[q] = S[q - sw] + popcount(_bits_at(xb, n, ch, y, q - pw)
-                                                    ^ _bits_at(xb, n, ch, y, q - pw - sw))
-                row = 0
-                for j in range(kw):
-                    row += S[(OW - 1) * sw + j * dw] - S[j * dw]
-                tot += readers * row
+                part = 0
+                if not strided:       # pairs (u, u - 1) of the unpadded row, u in [lo, hi]
+                    base = ((n * CT + ch) * H + y) * W * isz
+                    for j in range(kw):
+                        lo, hi = j * dw + 1 - pw, OW - 1 + j * dw - pw
+                        a, b = max(lo, 1), min(hi, W - 1)
+                        if b >= a:
+                            part += xor_popcount_bytes(x8, base + a * isz, base + (a - 1) * isz,
+                                                       (b - a + 1) * isz)
+                        if lo <= 0 <= hi:         # the first pixel after the left padding
+                            part += popcount_bytes(x8, base, isz)
+                        if lo <= W <= hi:         # the right padding after the last pixel
+                            part += popcount_bytes(x8, base + (W - 1) * isz, isz)
+                else:
+                    for q in range(W):
+                        P[pw + q] = xb[n, ch, y, q]
+                    for r in range(min(sw, Wp)):
+                        acc = 0
+                        S[r] = 0
+                        for q in range(r + sw, Wp, sw):
+                            acc += popcount(P[q] ^ P[q - sw])
+                            S[q] = acc
+                    for j in range(kw):
+                        part += S[(OW - 1) * sw + j * dw] - S[j * dw]
+                tot += readers * part
         for oh in range(OH):          # into (n, oh, 0) from the row before (or the image before)
             pn, poh = n, oh - 1
             if oh == 0:
@@ -258,11 +306,19 @@ def _conv_stream_toggles(xb, kh, kw, sh, sw, ph, pw, dh, dw, c0, cg, out):
             for i in range(kh):
                 y = oh * sh - ph + i * dh
                 py = poh * sh - ph + i * dh
+                cur_in = 0 <= y < H
+                prv_in = pn >= 0 and 0 <= py < H
+                if not (cur_in or prv_in):
+                    continue
                 for j in range(kw):
-                    cur = _bits_at(xb, n, ch, y, j * dw - pw)
+                    xc = j * dw - pw
+                    xp = (OW - 1) * sw - pw + j * dw
+                    cur = np.uint64(0)
                     prv = np.uint64(0)
-                    if pn >= 0:
-                        prv = _bits_at(xb, pn, ch, py, (OW - 1) * sw - pw + j * dw)
+                    if cur_in and 0 <= xc < W:
+                        cur = np.uint64(xb[n, ch, y, xc])
+                    if prv_in and 0 <= xp < W:
+                        prv = np.uint64(xb[pn, ch, py, xp])
                     tot += popcount(cur ^ prv)
         out[n, c] = tot
 
@@ -303,7 +359,8 @@ class ConvIfmap:
         """Toggles of all columns streamed row after row, rise from zero included,
         fall to zero excluded (what `toggles.stream_toggles` counts on the built A)."""
         out = np.zeros((self.x.shape[0], self.cg), np.int64)
-        _conv_stream_toggles(self.x.view(bits_dtype), *self.geometry, self.c0, self.cg, out)
+        xb = self.x.view(bits_dtype)
+        _conv_stream_toggles(xb, xb.reshape(-1).view(np.uint8), *self.geometry, self.c0, self.cg, out)
         return int(out.sum())
 
 
@@ -342,21 +399,31 @@ def conv_to_gemms(x_q, w_q, params: dict, w_t=None, lazy: bool = False):
         yield g, A, B
 
 
+def _input(op: MacOp) -> str:
+    return f"the input of layer {op.name}"
+
+
+def _weight(op: MacOp) -> str:
+    if not op.weight_is_param:
+        return f"the second operand of layer {op.name}"
+    return f"the weight of layer {op.name}" + (" (its BatchNorm folded in)" if op.folded_bn else "")
+
+
 def lower(op: MacOp, fmt: str):
     """The GEMMs of one MAC op, quantized to `fmt`."""
     if op.kind == "conv2d":
-        x_n = _quantize_np(op.x, fmt, per_channel=False)
-        w_t = _quantize_np(op.w, fmt, per_channel=True, transposed=True)
+        x_n = _quantize_np(op.x, fmt, per_channel=False, what=_input(op))
+        w_t = _quantize_np(op.w, fmt, per_channel=True, transposed=True, what=_weight(op))
         base = (fmt, op.kind, sorted(op.params.items()), tuple(op.w.shape))
         return [LoweredGemm(op.name, g, A, B, True, _key(x_n, w_t, base, g))
                 for g, A, B in conv_to_gemms(x_n, op.w, op.params, w_t=w_t,
                                              lazy=fmt in INT_STORAGE)]
     if op.kind == "linear":
-        A = _quantize_np(op.x, fmt, per_channel=False).reshape(-1, op.x.shape[-1])
-        B = _quantize_np(op.w, fmt, per_channel=True, transposed=True)
+        A = _quantize_np(op.x, fmt, per_channel=False, what=_input(op)).reshape(-1, op.x.shape[-1])
+        B = _quantize_np(op.w, fmt, per_channel=True, transposed=True, what=_weight(op))
         return [LoweredGemm(op.name, 0, A, B, True, _key(A, B, fmt, op.kind))]
-    a = torch.from_numpy(_quantize_np(op.x, fmt, per_channel=False))
-    b = torch.from_numpy(_quantize_np(op.w, fmt, per_channel=False))
+    a = torch.from_numpy(_quantize_np(op.x, fmt, per_channel=False, what=_input(op)))
+    b = torch.from_numpy(_quantize_np(op.w, fmt, per_channel=False, what=_weight(op)))
     if a.dim() == 1:
         a = a[None, :]
     if b.dim() == 1:

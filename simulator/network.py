@@ -28,14 +28,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from simulator.allocator import keep_freed_memory
 from simulator.capture import capture
-from simulator.config import HardwareConfig, resolve_prices
+from simulator.config import HardwareConfig, pinned_prices
 from simulator.formats import OPERAND_BITS
 from simulator.gemm import _resolve_hw, simulate_gemm
 from simulator.lowering import lower
 from simulator.mapping import nm_conforming_columns
 from simulator.memory import GemmTraffic, simulate_memory
 from simulator.report import progress_bar
+
+keep_freed_memory()      # see simulator.allocator: fewer page faults between layers
 
 CACHE_SIZE = 8192
 _cache: "OrderedDict[tuple, tuple]" = OrderedDict()
@@ -146,8 +149,12 @@ def simulate_workload(work: Workload, hw, *, sample_error: float | None = None, 
                       progress: bool = False) -> Report:
     """Simulate a captured `Workload` on `hw` (see `simulate`)."""
     cfg = _resolve_hw(hw)
+    with pinned_prices(cfg) as prices:      # resolved once, not once per layer
+        return _simulate_workload(work, cfg, prices, sample_error, seed, progress)
+
+
+def _simulate_workload(work, cfg, prices, sample_error, seed, progress) -> Report:
     cfg_key = _config_key(cfg)
-    prices = resolve_prices(cfg)
     cap = work.capture
     batch = work.batch
     fmt = cfg.array.operand_format

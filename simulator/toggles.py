@@ -40,6 +40,60 @@ def popcount(typingctx, x):
 
 
 @intrinsic
+def load_u64(typingctx, buf, i):
+    """The 8 bytes of a uint8 array from byte index i on, as one uint64 (an
+    unaligned load; the caller keeps i + 8 <= len(buf))."""
+    if not (isinstance(buf, types.Array) and buf.dtype == types.uint8
+            and isinstance(i, types.Integer)):
+        return None
+    sig = types.uint64(buf, i)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        idx = context.cast(builder, args[1], signature.args[1], types.intp)
+        ptr = builder.bitcast(builder.gep(ary.data, [idx]), ir.IntType(64).as_pointer())
+        return builder.load(ptr, align=1)
+
+    return sig, codegen
+
+
+@njit(inline="always")
+def xor_popcount_bytes(buf, i, j, n):
+    """Bits that differ between bytes buf[i:i+n] and buf[j:j+n]: the sum of
+    popcount(x ^ y) over any values stored in them (int8 or int16 alike), 8
+    bytes per popcount."""
+    tot = 0
+    t = 0
+    while t + 32 <= n:
+        tot += (popcount(load_u64(buf, i + t) ^ load_u64(buf, j + t))
+                + popcount(load_u64(buf, i + t + 8) ^ load_u64(buf, j + t + 8))
+                + popcount(load_u64(buf, i + t + 16) ^ load_u64(buf, j + t + 16))
+                + popcount(load_u64(buf, i + t + 24) ^ load_u64(buf, j + t + 24)))
+        t += 32
+    while t + 8 <= n:
+        tot += popcount(load_u64(buf, i + t) ^ load_u64(buf, j + t))
+        t += 8
+    while t < n:
+        tot += popcount(buf[i + t] ^ buf[j + t])
+        t += 1
+    return tot
+
+
+@njit(inline="always")
+def popcount_bytes(buf, i, n):
+    """Set bits in bytes buf[i:i+n], 8 bytes per popcount."""
+    tot = 0
+    t = 0
+    while t + 8 <= n:
+        tot += popcount(load_u64(buf, i + t))
+        t += 8
+    while t < n:
+        tot += popcount(buf[i + t])
+        t += 1
+    return tot
+
+
+@intrinsic
 def bits_of(typingctx, x):
     """Reinterpret an int32/int64/float32/float64 as the unsigned int of the same width."""
     if isinstance(x, (types.Integer, types.Float)):
@@ -351,12 +405,16 @@ def stream_toggles(a_bits, out):
 
 
 @njit(parallel=True, cache=True)
-def ws_dense_stationary(b_bits, R, C, out):
-    """Stationary-register toggles of the dense weight-stationary folds of
-    B (K, N) on an R x C array, folds n-major, k-minor, each fold writing
+def ws_dense_stationary(b_bytes, K, N, R, C, out):
+    """Stationary-register toggles of the dense weight-stationary folds of a
+    (K, N) B on an R x C array, folds n-major, k-minor, each fold writing
     every PE once (zero where the fold runs past K or N), starting from zero.
-    out (n-folds,): toggles of the folds of each n-fold."""
-    K, N = b_bits.shape
+    b_bytes: B's C-order bytes (`B.reshape(-1).view(np.uint8)`, int8 or
+    int16 elements); each row of a fold is compared with the previous fold's
+    as one run of bytes (`xor_popcount_bytes`). out (n-folds,): toggles of
+    the folds of each n-fold."""
+    isz = b_bytes.shape[0] // max(1, K * N)
+    row = N * isz
     fk = (K + R - 1) // R
     fn = out.shape[0]
     for j in prange(fn):
@@ -376,12 +434,10 @@ def ws_dense_stationary(b_bits, R, C, out):
                 cur_c = nc if k < K else 0
                 prv_c = pc if (pn >= 0 and q < K) else 0
                 both = min(cur_c, prv_c)
-                for c in range(both):
-                    tot += popcount(np.uint64(b_bits[k, n0 + c]) ^ np.uint64(b_bits[q, p0 + c]))
-                for c in range(both, cur_c):
-                    tot += popcount(np.uint64(b_bits[k, n0 + c]))
-                for c in range(both, prv_c):
-                    tot += popcount(np.uint64(b_bits[q, p0 + c]))
+                ik, iq = k * row + n0 * isz, q * row + p0 * isz
+                tot += xor_popcount_bytes(b_bytes, ik, iq, both * isz)
+                tot += popcount_bytes(b_bytes, ik + both * isz, (cur_c - both) * isz)
+                tot += popcount_bytes(b_bytes, iq + both * isz, (prv_c - both) * isz)
         out[j] = tot
 
 

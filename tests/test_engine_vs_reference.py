@@ -159,3 +159,28 @@ def test_sampled_dense_ws_decomposition_equals_reference(seed):
     loose = simulate_gemm(A, B, cfg, sample_error=0.5, seed=seed)
     for k in ("forwarding", "stationary", "mult_inputs"):    # never sampled
         assert loose.toggles[k] == ref[f"toggles_{k}"]
+
+
+@pytest.mark.parametrize("fmt,R,C,K,N", [("int8", 40, 33, 131, 100), ("int8", 32, 64, 64, 129),
+                                         ("int16", 24, 40, 50, 87), ("fp32", 16, 20, 37, 45)])
+def test_dense_ws_stationary_toggles_equal_the_fold_by_fold_definition(fmt, R, C, K, N):
+    """The stationary-register toggles of sampled mode (counted over runs of
+    bytes, 8 per popcount) equal the definition written out fold by fold: each
+    fold (n-major, k-minor) loads its R x C block of B, zero past K and N, and
+    every PE toggles popcount(new XOR old), starting from zero. Arrays wide
+    enough that runs span several 8- and 32-byte words, with ragged ends."""
+    rng = np.random.default_rng(7)
+    B = random_operand((K, N), fmt, rng, 0.3)
+    bits = encode(B, fmt, 32).bits
+    held = np.zeros((R, C), bits.dtype)
+    expected = 0
+    for nf in range(-(-N // C)):
+        for kf in range(-(-K // R)):
+            block = np.zeros((R, C), bits.dtype)
+            part = bits[kf * R:(kf + 1) * R, nf * C:(nf + 1) * C]
+            block[:part.shape[0], :part.shape[1]] = part
+            expected += int(np.bitwise_count(block ^ held).sum())
+            held = block
+    cfg = make_config(array={"rows": R, "cols": C, "operand_format": fmt})
+    A = random_operand((3, K), fmt, rng, 0.0)
+    assert simulate_gemm(A, B, cfg, sample_error=0.5).toggles["stationary"] == expected

@@ -75,7 +75,7 @@ def test_fast_quantizer_equals_torch_reference(fmt):
     reference (`quantize_tensor`, `quantize_per_channel`), halves included."""
     from simulator.lowering import _np, _quantize_np, quantize_per_channel, quantize_tensor
     g = torch.Generator().manual_seed(0)
-    for i, shape in enumerate([(64, 3, 3, 3), (5, 70), (3, 1, 1, 1), (130, 200)] * 6):
+    for i, shape in enumerate([(64, 3, 3, 3), (5, 70), (3, 1, 1, 1), (130, 200), (129, 64, 1, 1)] * 6):
         x = torch.randn(shape, generator=g) * 10.0 ** (i % 5 - 2)
         if i % 3 == 0:
             x = torch.round(x * 4) / 4          # many values exactly halfway after scaling
@@ -87,6 +87,30 @@ def test_fast_quantizer_equals_torch_reference(fmt):
         assert np.array_equal(_quantize_np(x, fmt, per_channel=True), per_channel)
         assert np.array_equal(_quantize_np(x, fmt, per_channel=True, transposed=True),
                               per_channel.reshape(shape[0], -1).T)
+
+
+@pytest.mark.parametrize("fmt", ["int8", "int16", "fp16"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_lowering_names_a_weight_or_input_with_nan_or_inf(fmt, bad):
+    """NaN/Inf in a weight (BatchNorm folded in or not) or in a layer's input is one
+    JoulesimError naming the layer, from the quantizer's max-|x| pass."""
+    from simulator.errors import JoulesimError
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Flatten(), nn.Linear(8 * 4 * 4, 5)).eval()
+    x = torch.randn(1, 3, 6, 6)
+    cases = [("0.conv2d", "weight", lambda: net[0].weight.data.__setitem__((2, 1, 0, 0), bad)),
+             ("0.conv2d", "weight", lambda: net[1].weight.data.__setitem__(3, bad)),
+             ("3.linear", "weight", lambda: net[3].weight.data.__setitem__((4, 7), bad)),
+             ("3.linear", "input", lambda: net[1].bias.data.__setitem__(0, bad))]
+    for layer, what, poison in cases:
+        clean = {k: v.clone() for k, v in net.state_dict().items()}
+        poison()
+        ops = {op.name: op for op in capture(net, x).mac_ops}
+        if layer == "3.linear":
+            lower(ops["0.conv2d"], fmt)      # the conv before it is clean: no error
+        with pytest.raises(JoulesimError, match=f"the {what} of layer {layer}.*contains NaN or Inf"):
+            lower(ops[layer], fmt)
+        net.load_state_dict(clean)
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int16])
@@ -131,18 +155,21 @@ def test_unbuilt_im2col_streams_and_gathers_like_the_built_matrix(dtype, shape, 
         assert np.array_equal(seg, ref)
 
 
-def test_sampled_mode_on_an_unbuilt_im2col_equals_it_on_the_built_one():
+@pytest.mark.parametrize("fmt,rows,cols", [("int8", 16, 16), ("int16", 8, 12)])
+def test_sampled_mode_on_an_unbuilt_im2col_equals_it_on_the_built_one(fmt, rows, cols):
     """Sampled dense weight-stationary simulation of a conv GEMM gives the same
     result from the unbuilt im2col (stream toggles from the input, sampled rows
-    gathered) as from the built matrix."""
+    gathered) as from the built matrix, partial folds in K and N included."""
     from simulator.gemm import simulate_gemm
     from conftest import make_config
 
     rng = np.random.default_rng(1)
-    x = rng.integers(-128, 128, (2, 6, 12, 12)).astype(np.int8)
-    B = rng.integers(-128, 128, (6 * 9, 40)).astype(np.int8)
+    dtype = np.int8 if fmt == "int8" else np.int16
+    x = rng.integers(-128, 128, (2, 6, 12, 12)).astype(dtype)
+    B = rng.integers(-128, 128, (6 * 9, 40)).astype(dtype)            # K = 54, N = 40
+    B[rng.random(B.shape) < 0.3] = 0
     lazy = ConvIfmap(x, 3, 3, dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1)), 0, 6)
-    cfg = make_config(array={"rows": 16, "cols": 16})
+    cfg = make_config(array={"rows": rows, "cols": cols, "operand_format": fmt})
     for seed in (0, 1):
         a = simulate_gemm(lazy, B, cfg, sample_error=0.02, seed=seed)
         b = simulate_gemm(lazy.materialize(), B, cfg, sample_error=0.02, seed=seed)
