@@ -19,6 +19,7 @@ import math
 import random
 import time
 
+import numpy as np
 import pytest
 
 from conftest import BASE_CONFIG
@@ -310,3 +311,83 @@ def test_grouped_steps_stay_within_one_super_step_of_exact():
 def test_buffer_too_small_for_one_element_is_a_user_error():
     with pytest.raises(JoulesimError, match="memory.sram.ifmap.size_kib"):
         simulate_memory(gemm(), hw(ifmap_kib=0.0005))
+
+
+def _pipeline_with_simpy_resource(load, comp, write, finishes, write_back):
+    """The tile pipeline of `memory._run_pipeline` written with a capacity-1 `simpy.Resource` as
+    the DRAM channel (request and release events): the reference for its lighter channel."""
+    import simpy
+
+    steps = len(load)
+    outputs = [s for s in range(steps) if finishes[s]] if write_back else []
+    env = simpy.Environment()
+    loaded = [env.event() for _ in range(steps)]
+    computed = [env.event() for _ in range(steps)]
+    finished = [env.event() for _ in outputs]
+    written = [env.event() for _ in outputs]
+    dram = simpy.Resource(env, capacity=1)
+    end = {"compute": 0.0, "write_back": 0.0}
+
+    def dma_in():
+        for s in range(steps):
+            if s >= 2:
+                yield computed[s - 2]
+            if load[s] > 0:
+                if not write_back:
+                    yield env.timeout(load[s])
+                else:
+                    with dram.request() as channel:
+                        yield channel
+                        yield env.timeout(load[s])
+            loaded[s].succeed()
+
+    def compute():
+        j = 0
+        for s in range(steps):
+            if write_back and j >= 2 and (s == 0 or finishes[s - 1]):
+                yield written[j - 2]
+            yield loaded[s]
+            yield env.timeout(comp[s])
+            computed[s].succeed()
+            if write_back and finishes[s]:
+                finished[j].succeed()
+                j += 1
+        end["compute"] = env.now
+
+    def write_back_engine():
+        for j, s in enumerate(outputs):
+            yield finished[j]
+            with dram.request() as channel:
+                yield channel
+                yield env.timeout(write[s])
+            written[j].succeed()
+        end["write_back"] = env.now
+
+    env.process(dma_in())
+    env.process(compute())
+    if write_back:
+        env.process(write_back_engine())
+    env.run()
+    return max(end.values())
+
+
+def test_pipeline_channel_equals_a_simpy_resource():
+    """The DES's first-come-first-served DRAM channel (`_Channel`) gives the same end time as a
+    capacity-1 simpy.Resource on random pipelines, many of them full of ties (small integers)."""
+    from simulator.memory import _run_pipeline
+
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        n = int(rng.integers(1, 40))
+        if trial % 2:      # small integers: loads, computes and writes end at the same instants
+            load = np.where(rng.random(n) < 0.2, 0, rng.integers(1, 4, n)).astype(float)
+            comp, write = rng.integers(0, 4, n).astype(float), rng.integers(1, 4, n).astype(float)
+        else:
+            load = np.where(rng.random(n) < 0.2, 0, rng.random(n) * 100 * rng.choice([0.1, 1, 10]))
+            comp, write = rng.random(n) * 100, rng.random(n) * 50
+        finishes = rng.random(n) < 0.4
+        finishes[-1] = True
+        write_back = bool(rng.random() < 0.7)
+        assert _run_pipeline(load, comp, write, finishes, write_back) == \
+            _pipeline_with_simpy_resource(load.tolist(), comp.tolist(), write.tolist(), finishes.tolist(),
+                                          write_back)
