@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import math
 import types
-from contextlib import contextmanager
 import typing
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Union

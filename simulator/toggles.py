@@ -409,8 +409,8 @@ def ws_dense_stationary(b_bytes, K, N, R, C, out):
     """Stationary-register toggles of the dense weight-stationary folds of a
     (K, N) B on an R x C array, folds n-major, k-minor, each fold writing
     every PE once (zero where the fold runs past K or N), starting from zero.
-    b_bytes: B's C-order bytes (`B.reshape(-1).view(np.uint8)`, int8 or
-    int16 elements); each row of a fold is compared with the previous fold's
+    b_bytes: B's C-order bytes (`B.reshape(-1).view(np.uint8)`, elements of
+    any width); each row of a fold is compared with the previous fold's
     as one run of bytes (`xor_popcount_bytes`). out (n-folds,): toggles of
     the folds of each n-fold."""
     isz = b_bytes.shape[0] // max(1, K * N)
