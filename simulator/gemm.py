@@ -442,11 +442,12 @@ def _draw(rng, offsets, deficit, taken, count):
     drawn), while the draw is under half of what is left of the stratum, else
     by a partial shuffle of the rest; uniforms from `rng`."""
     deficit, count = np.array(deficit, np.int64), np.array(count, np.int64)
+    offsets = np.asarray(offsets, np.int64)
     out = np.empty(int(deficit.sum()), np.int64)
     w, done = 0, False
     while not done:
         u = rng.random(2 * int(deficit.sum()) + 64)
-        w, done = _pick_units(np.asarray(offsets, np.int64), deficit, count, taken, u, out, w)
+        w, done = _pick_units(offsets, deficit, count, taken, u, out, w)
     return out[:w]
 
 
