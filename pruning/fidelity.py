@@ -26,7 +26,6 @@ sequence and per token by encoder layer and part before and after
 from __future__ import annotations
 
 import copy
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -40,12 +39,9 @@ from pruning.results import PruneResult
 from pruning.training import FinetuneSettings, apply_masks, make_optimizer
 from simulator.errors import JoulesimError
 from simulator.text import (DEFAULT_SEQ_LEN, encode_batch, is_text_model, load_sentences,
-                            text_inputs, tokenizer_for)
+                            text_inputs, tokenizer_for, training_texts)
 
 TRANSFORMER_GRANULARITIES = ("head", "ffn", "nm", "unstructured")
-WINDOWS_PER_SENTENCE = 3          # extra training texts per training sentence: windows ...
-SALAD_PER_SENTENCE = 12           # ... and random word sequences
-WINDOW_WORDS = (6, 40)            # their length range, in words
 LAYER_LOSS_WEIGHT = 1.0           # of the layer-output term in the distillation loss
 EMBED_BATCH = 64
 
@@ -63,24 +59,6 @@ def encoder_finetune_settings() -> FinetuneSettings:
     3e-4 / 1e-4 / 3e-5 gave 0.9831 / 0.9960 / 0.9971 (6 of 12 heads removed) — a high rate
     overfits the few real sentences."""
     return FinetuneSettings(epochs=0.5, final_epochs=2.0, lr=1e-4, batch_size=32)
-
-
-def _windows(sentences: list[str], count: int, seed: int) -> list[str]:
-    words = " ".join(sentences).split()
-    rng = random.Random(seed)
-    out = []
-    for _ in range(count):
-        n = rng.randint(*WINDOW_WORDS)
-        start = rng.randrange(max(1, len(words) - n))
-        out.append(" ".join(words[start:start + n]))
-    return out
-
-
-def _word_salad(sentences: list[str], count: int, seed: int) -> list[str]:
-    words = " ".join(sentences).split()
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(words) for _ in range(rng.randint(*WINDOW_WORDS)))
-            for _ in range(count)]
 
 
 def _with_layer_outputs(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor):
@@ -139,10 +117,7 @@ class FidelityTask:
             raise JoulesimError(f"{type(dense).__name__} is not a text model: fidelity needs a "
                                 "sentence encoder (tiny_bert, minilm)")
         tok = tokenizer_for(dense)
-        train_sentences = load_sentences("train")
-        n = len(train_sentences)
-        texts = (train_sentences + _windows(train_sentences, WINDOWS_PER_SENTENCE * n, window_seed)
-                 + _word_salad(train_sentences, SALAD_PER_SENTENCE * n, window_seed))
+        texts = training_texts(load_sentences("train"), window_seed)
 
         def split(sentences):
             ids, mask = encode_batch(tok, sentences)

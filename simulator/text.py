@@ -16,12 +16,16 @@ Owns where an encoder's real inputs come from:
   longest (attention mask 0 on padding) — what the fidelity metric embeds;
 * `packed_batch`: rows of exactly `seq_len` tokens, consecutive sentences
   packed one after another between [CLS] and [SEP], no padding — what the
-  simulator runs, so that a "128-token sequence" is 128 real tokens.
+  simulator runs, so that a "128-token sequence" is 128 real tokens;
+* `training_texts`: the training sentences plus word windows cut across them
+  and random word sequences from their words — what distillation and the
+  pruner's least-squares refit run on (`reconstruction_inputs`).
 
 Inputs are `(input_ids, attention_mask)`, both int64 (batch, seq).
 """
 from __future__ import annotations
 
+import random
 import re
 import zlib
 from functools import lru_cache
@@ -34,6 +38,9 @@ from simulator.errors import JoulesimError
 SENTENCES_FILE = Path(__file__).resolve().parent / "data" / "sentences.txt"
 SPLITS = ("train", "validation", "test", "all")
 _SPLIT_RESIDUES = {"validation": (3, 8), "test": (0, 5)}
+WINDOWS_PER_SENTENCE = 3          # extra training texts per training sentence: windows ...
+SALAD_PER_SENTENCE = 12           # ... and random word sequences
+WINDOW_WORDS = (6, 40)            # their length range, in words
 MAX_SENTENCE_TOKENS = 256        # sentence-transformers' max_seq_length for all-MiniLM-L6-v2
 DEFAULT_SEQ_LEN = 128
 HASH_VOCAB = 4096
@@ -153,6 +160,52 @@ def calibration_inputs(model):
 @lru_cache(maxsize=4)
 def _calibration(tokenizer_name: str):
     return encode_batch(_tokenizer(tokenizer_name), load_sentences("train"))
+
+
+def _windows(sentences: list[str], count: int, seed: int) -> list[str]:
+    words = " ".join(sentences).split()
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        n = rng.randint(*WINDOW_WORDS)
+        start = rng.randrange(max(1, len(words) - n))
+        out.append(" ".join(words[start:start + n]))
+    return out
+
+
+def _word_salad(sentences: list[str], count: int, seed: int) -> list[str]:
+    words = " ".join(sentences).split()
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(*WINDOW_WORDS)))
+            for _ in range(count)]
+
+
+def training_texts(sentences: list[str], seed: int = 0) -> list[str]:
+    """`sentences`, then WINDOWS_PER_SENTENCE word windows cut across them per sentence, then
+    SALAD_PER_SENTENCE random word sequences drawn from their words per sentence (seeded):
+    unlabelled texts for distillation and reconstruction, more varied than the sentences
+    alone and from the same vocabulary."""
+    n = len(sentences)
+    return (sentences + _windows(sentences, WINDOWS_PER_SENTENCE * n, seed)
+            + _word_salad(sentences, SALAD_PER_SENTENCE * n, seed))
+
+
+def reconstruction_inputs(model):
+    """(input_ids, attention_mask) of the training sentences and the word windows of
+    `training_texts`, one a row: the tokens the pruner's least-squares refit after head and
+    FFN-neuron removal is fitted on (four times the sentences' tokens; never the held-out
+    ones). The random word sequences are left out: three times the tokens again for a small
+    gain (MiniLM, 4 of 12 heads and 512 of 1536 neurons removed in every layer, refitted on
+    the sentences alone / with the windows / with everything: validation fidelity 0.890 /
+    0.900 / 0.909, one-off), at a forward pass of MiniLM per refit."""
+    return _reconstruction(model.tokenizer_name)
+
+
+@lru_cache(maxsize=4)
+def _reconstruction(tokenizer_name: str):
+    sentences = load_sentences("train")
+    texts = training_texts(sentences)[:(1 + WINDOWS_PER_SENTENCE) * len(sentences)]
+    return encode_batch(_tokenizer(tokenizer_name), texts)
 
 
 def text_inputs(model, batch: int = 1, seq_len: int = DEFAULT_SEQ_LEN, seed: int = 0,

@@ -5,6 +5,7 @@ import copy
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -20,8 +21,9 @@ from simulator.errors import JoulesimError
 from simulator.lowering import lower
 from simulator.models import load_model
 from simulator.network import simulate
-from simulator.text import (encode_batch, load_sentences, packed_batch, text_inputs,
-                            tokenizer_for)
+from pruning.transformer import REFIT_RIDGE, input_gram, refit
+from simulator.text import (encode_batch, load_sentences, packed_batch, reconstruction_inputs,
+                            text_inputs, tokenizer_for)
 from simulator.transformer_report import (before_after, classify, encoder_breakdown,
                                           part_shares, summary)
 
@@ -198,7 +200,101 @@ def test_head_and_ffn_scores_are_computed_once_per_step_with_the_same_result(tin
             cand.apply(fresh, {}, _context(tiny, (ids, mask)))
             a, b = with_shared.state_dict(), fresh.state_dict()
             assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert set(shared.scores) == {("head", "layers.0.attention.query"), ("ffn", "layers.1.intermediate")}
+    assert set(shared.scores) == {("head", "layers.0.attention.query"), ("ffn", "layers.1.intermediate"),
+                                  ("refit", "layers.0.attention.query"), ("refit", "layers.1.intermediate")}
+
+
+def _tokens_into(model, module):
+    """Every real token `module` receives on the reconstruction texts, in one padded batch and
+    one whole forward pass (float64): the slow reference for `input_gram`."""
+    ids, mask = reconstruction_inputs(model)
+    seen = []
+    handle = module.register_forward_pre_hook(lambda _m, inp: seen.append(inp[0]))
+    with torch.no_grad():
+        model.eval()(ids, mask)
+    handle.remove()
+    return seen[0].reshape(-1, seen[0].shape[-1])[mask.reshape(-1).bool()].double()
+
+
+def test_input_gram_equals_the_gram_of_every_captured_token(tiny):
+    for module in (tiny.layers[0].ffn_output, tiny.layers[1].attention.output):
+        x = _tokens_into(tiny, module)
+        xa = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+        gram = input_gram(tiny, module, None)
+        assert gram.shape == (module.in_features + 1,) * 2 and gram[-1, -1] == len(x)
+        assert torch.allclose(gram, xa.T @ xa, rtol=1e-4, atol=1e-3)
+
+
+def test_refit_equals_a_ridge_least_squares_solve_on_the_tokens():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 12, generator=gen, dtype=torch.float64) * torch.linspace(0.5, 3, 12) + 0.7
+    old = nn.Linear(12, 5).double()
+    kept = torch.tensor([0, 3, 4, 7, 8, 11])
+    xa = torch.cat([x, torch.ones(300, 1, dtype=x.dtype)], 1)
+    new = nn.Linear(len(kept), 5).double()
+    refit(new, old.weight, old.bias, xa.T @ xa, kept)
+    # reference: numpy lstsq on the ridge-augmented token rows [x_kept 1; sqrt(lam) I] -> [y; 0]
+    xs = xa[:, list(kept) + [12]].numpy()
+    y = (x @ old.weight.T + old.bias).detach().numpy()
+    lam = REFIT_RIDGE * np.mean((xs * xs).sum(0))
+    a = np.vstack([xs, np.sqrt(lam) * np.eye(xs.shape[1])])
+    sol = np.linalg.lstsq(a, np.vstack([y, np.zeros((xs.shape[1], 5))]), rcond=None)[0]
+    assert np.allclose(new.weight.detach().numpy(), sol[:-1].T, atol=1e-9)
+    assert np.allclose(new.bias.detach().numpy(), sol[-1], atol=1e-9)
+
+
+def _kept_inputs(ctx, g, layer, model, cand) -> torch.Tensor:
+    """The projection's input features the candidate kept (the lowest scores were removed)."""
+    scores = ctx.scores[(g, layer)]
+    removed = set(torch.argsort(scores, stable=True)[:len(scores) - cand.keep].tolist())
+    units = [u for u in range(len(scores)) if u not in removed]
+    if g == "ffn":
+        return torch.tensor(units)
+    d = model.get_submodule(layer).head_dim
+    return (torch.tensor(units)[:, None] * d + torch.arange(d)).flatten()
+
+
+def test_refit_after_removal_brings_the_projection_output_back_toward_the_unpruned(tiny):
+    ids, mask = _inputs(tiny)
+    ctx = _context(tiny, (ids, mask))
+    layers = dict(tiny.named_modules())
+    for g, layer, proj in (("head", "layers.1.attention.query", "layers.1.attention.output"),
+                           ("ffn", "layers.0.intermediate", "layers.0.ffn_output")):
+        cand = BY_NAME[g].propose(ctx, layer, layers[layer])[-1]
+        refitted = copy.deepcopy(tiny)
+        cand.apply(refitted, {}, ctx)
+        kept = _kept_inputs(ctx, g, layer, tiny, cand)
+        x = _tokens_into(tiny, layers[proj])            # earlier layers are unchanged
+        w, b = layers[proj].weight.detach().double(), layers[proj].bias.detach().double()
+        new = refitted.get_submodule(proj)
+        assert new.in_features == len(kept) < layers[proj].in_features
+        target = x @ w.T + b
+        plain = x[:, kept] @ w[:, kept].T + b
+        fitted = x[:, kept] @ new.weight.detach().double().T + new.bias.detach().double()
+        assert (fitted - target).pow(2).mean() < 0.5 * (plain - target).pow(2).mean()
+
+
+def test_a_masked_projection_keeps_its_zeros_and_is_not_refitted(tiny):
+    ids, mask = _inputs(tiny)
+    ctx = _context(tiny, (ids, mask))
+    name = "layers.0.ffn_output.weight"
+    model = copy.deepcopy(tiny)
+    w = model.layers[0].ffn_output.weight
+    nm_mask = (torch.arange(w.shape[1]) % 4 < 2).to(w.dtype).expand_as(w).clone()   # 2:4 along K
+    with torch.no_grad():
+        w.mul_(nm_mask)
+    plain = copy.deepcopy(model)
+    masks = {name: nm_mask}
+    cand = BY_NAME["ffn"].propose(ctx, "layers.0.intermediate", model.layers[0].intermediate)[0]
+    cand.apply(model, masks, ctx)
+    kept = model.layers[0].intermediate.out_features
+    assert masks[name].shape == model.layers[0].ffn_output.weight.shape
+    zeros = model.layers[0].ffn_output.weight == 0
+    assert int(zeros.sum()) == int((masks[name] == 0).sum()) > 0
+    removed = set(torch.argsort(ctx.scores[("ffn", "layers.0.intermediate")], stable=True)
+                  [:plain.layers[0].intermediate.out_features - kept].tolist())
+    plain.layers[0].prune_ffn(sorted(removed))
+    assert torch.equal(model.layers[0].ffn_output.weight, plain.layers[0].ffn_output.weight)
 
 
 def test_transformer_granularities_propose_nothing_for_other_layers():
