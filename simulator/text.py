@@ -18,8 +18,9 @@ Owns where an encoder's real inputs come from:
   packed one after another between [CLS] and [SEP], no padding — what the
   simulator runs, so that a "128-token sequence" is 128 real tokens;
 * `training_texts`: the training sentences plus word windows cut across them
-  and random word sequences from their words — what distillation and the
-  pruner's least-squares refit run on (`reconstruction_inputs`).
+  and random word sequences from their words — what distillation runs on;
+  the sentences and windows alone (`reconstruction_inputs`) are what the
+  pruner's least-squares refit after head and neuron removal is fitted on.
 
 Inputs are `(input_ids, attention_mask)`, both int64 (batch, seq).
 """
