@@ -15,13 +15,13 @@ from pruning.candidates import BY_NAME, GRANULARITIES, Context
 from pruning.fidelity import FidelityTask, prune_encoder
 from pruning.importance import CalibrationStats
 from pruning.training import FinetuneSettings
+from pruning.transformer import REFIT_RIDGE, input_gram, refit
 from simulator.capture import capture
 from simulator.encoders import SelfAttention
 from simulator.errors import JoulesimError
 from simulator.lowering import lower
 from simulator.models import load_model
 from simulator.network import simulate
-from pruning.transformer import REFIT_RIDGE, input_gram, refit
 from simulator.text import (encode_batch, load_sentences, packed_batch, reconstruction_inputs,
                             text_inputs, tokenizer_for)
 from simulator.transformer_report import (before_after, classify, encoder_breakdown,
