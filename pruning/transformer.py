@@ -252,11 +252,9 @@ class Heads:
                                  lambda: head_scores(model, attention, ctx.inputs),
                                  attention.num_heads - cand.keep)
         plan = _refit_plan(ctx, ("refit", cand.layer), model, _join(parent, "output"), masks)
-        d = attention.head_dim
-        kept_heads = torch.tensor(sorted(set(range(attention.num_heads)) - set(removed)))
-        attention.prune_heads(removed)
+        kept = attention.prune_heads(removed)
         if plan is not None:
-            refit(attention.output, *plan, (kept_heads[:, None] * d + torch.arange(d)).flatten())
+            refit(attention.output, *plan, kept)
         _base().refresh_masks(model, masks)
 
 
@@ -282,8 +280,7 @@ class FFNNeurons:
                                  lambda: neuron_scores(model, block, ctx.inputs),
                                  block.intermediate.out_features - cand.keep)
         plan = _refit_plan(ctx, ("refit", cand.layer), model, _join(parent, "ffn_output"), masks)
-        kept = torch.tensor(sorted(set(range(block.intermediate.out_features)) - set(removed)))
-        block.prune_ffn(removed)
+        kept = block.prune_ffn(removed)
         if plan is not None:
             refit(block.ffn_output, *plan, kept)
         _base().refresh_masks(model, masks)

@@ -107,10 +107,11 @@ class SelfAttention(nn.Module):
         ctx = ctx.transpose(-3, -2).flatten(-2)                     # (b, s, h*d)
         return self.output(ctx)
 
-    def prune_heads(self, heads) -> None:
+    def prune_heads(self, heads) -> torch.Tensor:
         """Remove the heads `heads` (indices into the current heads) in place:
         their rows of Q, K, V (weights and biases) and their columns of the
-        output projection. At least one head must stay."""
+        output projection. At least one head must stay. Returns the indices of
+        the output projection's input features that stay, in order."""
         keep_heads = _kept(self.num_heads, heads)
         if len(keep_heads) == 0:
             raise ValueError("cannot remove every head of an attention layer")
@@ -121,6 +122,7 @@ class SelfAttention(nn.Module):
         self.value = _shrink(self.value, keep, 0)
         self.output = _shrink(self.output, keep, 1)
         self.num_heads = len(keep_heads)
+        return keep
 
 
 class BertBlock(nn.Module):
@@ -155,14 +157,16 @@ class BertBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._block(x, None)
 
-    def prune_ffn(self, neurons) -> None:
+    def prune_ffn(self, neurons) -> torch.Tensor:
         """Remove the intermediate neurons `neurons` in place: rows of W1 (and
-        its bias), columns of W2. At least one neuron must stay."""
+        its bias), columns of W2. At least one neuron must stay. Returns the
+        indices of the neurons (W2's input features) that stay, in order."""
         keep = _kept(self.intermediate.out_features, neurons)
         if len(keep) == 0:
             raise ValueError("cannot remove every FFN neuron of a block")
         self.intermediate = _shrink(self.intermediate, keep, 0)
         self.ffn_output = _shrink(self.ffn_output, keep, 1)
+        return keep
 
 
 class EncoderLayer(BertBlock):

@@ -205,8 +205,8 @@ def reconstruction_inputs(model):
 @lru_cache(maxsize=4)
 def _reconstruction(tokenizer_name: str):
     sentences = load_sentences("train")
-    texts = training_texts(sentences)[:(1 + WINDOWS_PER_SENTENCE) * len(sentences)]
-    return encode_batch(_tokenizer(tokenizer_name), texts)
+    windows = _windows(sentences, WINDOWS_PER_SENTENCE * len(sentences), seed=0)
+    return encode_batch(_tokenizer(tokenizer_name), sentences + windows)
 
 
 def text_inputs(model, batch: int = 1, seq_len: int = DEFAULT_SEQ_LEN, seed: int = 0,
