@@ -81,6 +81,23 @@ def _apply_weight_mask(model: nn.Module, layer: str, masks: dict, mask: torch.Te
         module.weight.mul_(mask)
 
 
+def _reconstructed(cand: Candidate, model: nn.Module, masks: dict, ctx: Context, **target) -> bool:
+    """Apply a mask candidate with OBS and weight compensation (`reconstruction.obs_prune`,
+    `target` its nm or sparsity) where the layer is a text model's Linear projection, whose
+    input Gram the reconstruction texts give; False (nothing done) for any other layer, which
+    the criterion `ctx.criterion` prunes."""
+    from pruning.reconstruction import layer_gram, obs_prune, reconstructs
+
+    if not reconstructs(model, cand.layer):
+        return False
+    module = model.get_submodule(cand.layer)
+    weight, mask = obs_prune(module.weight, layer_gram(ctx, model, cand.layer), **target)
+    with torch.no_grad():
+        module.weight.copy_(weight)
+    _apply_weight_mask(model, cand.layer, masks, mask)
+    return True
+
+
 def _lowest(scores: torch.Tensor, alive: torch.Tensor, n_remove: int) -> torch.Tensor:
     """0/1 mask removing the `n_remove` lowest-scoring alive entries."""
     mask = torch.ones_like(scores)
@@ -107,6 +124,8 @@ class Unstructured:
         return out
 
     def apply(self, cand: Candidate, model: nn.Module, masks: dict, ctx: Context) -> None:
+        if _reconstructed(cand, model, masks, ctx, sparsity=cand.amount):
+            return
         module = model.get_submodule(cand.layer)
         w = module.weight.detach()
         scores = weight_scores(cand.layer, module, ctx.criterion, ctx.stats)
@@ -133,6 +152,8 @@ class NM:
         return bool(((groups != 0).sum(-1) <= n).all())
 
     def apply(self, cand: Candidate, model: nn.Module, masks: dict, ctx: Context) -> None:
+        if _reconstructed(cand, model, masks, ctx, nm=ctx.nm):
+            return
         n, m = ctx.nm
         module = model.get_submodule(cand.layer)
         w = module.weight.detach()

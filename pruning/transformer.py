@@ -23,10 +23,9 @@ output projection and W2.
 After either removal the projection that reads the removed outputs (the
 attention's output projection, W2) is refitted by ridge least squares to
 reproduce its unpruned outputs on the real tokens of the training texts
-(`refit`, `input_gram`; `simulator.text.reconstruction_inputs`), unless it
-carries a pruning mask. On MiniLM with 4 of 12 heads and 512 of 1536 FFN
-neurons removed in every layer this took validation fidelity from 0.796 to
-0.900 before any fine-tuning (one-off).
+(`pruning.reconstruction.refit`), unless it carries a pruning mask. On MiniLM
+with 4 of 12 heads and 512 of 1536 FFN neurons removed in every layer this
+took validation fidelity from 0.796 to 0.900 before any fine-tuning (one-off).
 
 Importance (no labels needed): a head's score is the RMS norm of its term
 in the attention output, ctx_h · W_O[:, h]ᵀ; a neuron's is mean |GELU
@@ -46,13 +45,12 @@ import math
 import torch
 import torch.nn as nn
 
+from pruning.reconstruction import forward, layer_gram, refit
 from simulator.encoders import ATTENTION_ROLES, FFN_ROLES, BertBlock, SelfAttention
-from simulator.text import calibration_inputs, is_text_model, reconstruction_inputs
+from simulator.text import calibration_inputs, is_text_model
 
 HEAD_KEEP_FRACTIONS = (0.75, 0.5)          # besides the previous fold boundary
 FFN_REMOVE_FRACTIONS = (0.125, 0.25, 0.5)
-REFIT_RIDGE = 1e-2       # ridge of the least-squares refit, x the mean diagonal of its Gram matrix
-GRAM_BATCH = 256         # texts per forward pass when accumulating a Gram matrix
 
 
 def _base():
@@ -68,11 +66,6 @@ def _parent(layer: str) -> str:
 
 def _join(parent: str, child: str) -> str:
     return f"{parent}.{child}" if parent else child
-
-
-def _run(model: nn.Module, inputs) -> None:
-    with torch.no_grad():
-        model(*inputs) if isinstance(inputs, tuple) else model(inputs)
 
 
 def _importance_inputs(model: nn.Module, example_inputs):
@@ -96,7 +89,7 @@ def _input_of(model: nn.Module, module: nn.Module, example_inputs) -> torch.Tens
     was_training = model.training
     model.eval()
     try:
-        _run(model, inputs)
+        forward(model, inputs)
     finally:
         handle.remove()
         model.train(was_training)
@@ -119,90 +112,15 @@ def neuron_scores(model: nn.Module, block: nn.Module, example_inputs) -> torch.T
     return act.abs().mean(0) * block.ffn_output.weight.detach().norm(dim=0)
 
 
-def _token_batches(model: nn.Module, example_inputs):
-    """Inputs for the refit's statistics: a text model's reconstruction texts (`simulator.text.
-    reconstruction_inputs`) as (ids, mask) batches sorted by length (little padding), else
-    the example inputs (mask None)."""
-    if not is_text_model(model):
-        return [(example_inputs, None)]
-    ids, mask = reconstruction_inputs(model)
-    order = torch.argsort(mask.sum(1), stable=True)
-    out = []
-    for i in range(0, len(order), GRAM_BATCH):
-        idx = order[i:i + GRAM_BATCH]
-        width = int(mask[idx].sum(1).max())
-        out.append(((ids[idx, :width], mask[idx, :width]), mask[idx, :width].reshape(-1).bool()))
-    return out
-
-
-class _Seen(Exception):
-    """Raised by `input_gram`'s hook: the rest of the forward pass is not needed."""
-
-
-def input_gram(model: nn.Module, module: nn.Module, example_inputs) -> torch.Tensor:
-    """G = [x 1]ᵀ[x 1] (float64, (features + 1)²) summed over the real tokens x that
-    `module` receives when `model` runs on `_token_batches`: all that a least-squares refit
-    of `module`'s weights on those tokens needs, whatever subset of inputs it keeps. Each
-    batch's forward pass stops at `module`; each batch's sum is taken in float32."""
-    gram, keep = None, None
-
-    def hook(_m, inp):
-        nonlocal gram
-        x = inp[0].detach().reshape(-1, inp[0].shape[-1])
-        x = x if keep is None else x[keep]
-        xa = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
-        part = (xa.T @ xa).double()
-        gram = part if gram is None else gram + part
-        raise _Seen
-    handle = module.register_forward_pre_hook(hook)
-    was_training = model.training
-    model.eval()
-    try:
-        for inputs, keep in _token_batches(model, example_inputs):
-            try:
-                _run(model, inputs)
-            except _Seen:
-                pass
-    finally:
-        handle.remove()
-        model.train(was_training)
-    return gram
-
-
-def refit(linear: nn.Linear, weight: torch.Tensor, bias: torch.Tensor, gram: torch.Tensor,
-          kept: torch.Tensor) -> None:
-    """Set `linear` (whose inputs are now the `kept` inputs of a Linear with `weight` and
-    `bias`) to the ridge least-squares fit of the old Linear's outputs on the tokens of
-    `gram` (`input_gram` of the old Linear): W', b' = argmin ‖[x 1][W b]ᵀ − [x_kept 1][W' b']ᵀ‖²
-    + λ‖[W' b']‖², λ = REFIT_RIDGE × the mean of the kept block's diagonal. What the removed
-    inputs carried on average moves into the bias, what the kept ones can express of the rest
-    into their weights. Layer-wise reconstruction after structured pruning: Kwon et al., "A Fast
-    Post-Training Pruning Framework for Transformers" (NeurIPS 2022, arXiv:2204.09656) fit
-    per-head and per-neuron scales by least squares; K-prune (Park et al., ICLR 2024) refits
-    the output projections' weights, as here."""
-    n = gram.shape[0] - 1
-    idx = torch.cat([kept.to(torch.long), torch.tensor([n])])
-    a = gram[idx][:, idx]
-    full = torch.cat([weight.detach().T, bias.detach()[None]], 0).double()   # (n + 1, out)
-    rhs = gram[idx] @ full
-    lam = REFIT_RIDGE * a.diagonal().mean()
-    sol = torch.linalg.solve(a + lam * torch.eye(len(a), dtype=a.dtype), rhs)
-    with torch.no_grad():
-        linear.weight.copy_(sol[:-1].T.to(linear.weight.dtype))
-        linear.bias.copy_(sol[-1].to(linear.bias.dtype))
-
-
-def _refit_plan(ctx, key, model: nn.Module, name: str, masks: dict):
-    """(weight, bias, Gram) of the Linear `name` before surgery, the Gram computed once per
-    step and Linear (`ctx.scores`); None when the Linear carries a pruning mask (a refit
-    would fill its zeros and undo the earlier step) or has no bias."""
+def _refit_plan(ctx, model: nn.Module, name: str, masks: dict):
+    """(weight, bias, Gram) of the Linear `name` before surgery (`reconstruction.layer_gram`:
+    once per step and Linear); None when the Linear carries a pruning mask (a refit would
+    fill its zeros and undo the earlier step) or has no bias."""
     linear = model.get_submodule(name)
     mask = masks.get(f"{name}.weight")
     if (mask is not None and bool((mask == 0).any())) or linear.bias is None:
         return None
-    if key not in ctx.scores:
-        ctx.scores[key] = input_gram(model, linear, ctx.inputs)
-    return linear.weight.detach().clone(), linear.bias.detach().clone(), ctx.scores[key]
+    return linear.weight.detach().clone(), linear.bias.detach().clone(), layer_gram(ctx, model, name)
 
 
 def _ffn_keeps(width: int, cols: int) -> set[int]:
@@ -251,7 +169,7 @@ class Heads:
         removed = _remove_lowest(ctx, (self.name, cand.layer),
                                  lambda: head_scores(model, attention, ctx.inputs),
                                  attention.num_heads - cand.keep)
-        plan = _refit_plan(ctx, ("refit", cand.layer), model, _join(parent, "output"), masks)
+        plan = _refit_plan(ctx, model, _join(parent, "output"), masks)
         kept = attention.prune_heads(removed)
         if plan is not None:
             refit(attention.output, *plan, kept)
@@ -279,7 +197,7 @@ class FFNNeurons:
         removed = _remove_lowest(ctx, (self.name, cand.layer),
                                  lambda: neuron_scores(model, block, ctx.inputs),
                                  block.intermediate.out_features - cand.keep)
-        plan = _refit_plan(ctx, ("refit", cand.layer), model, _join(parent, "ffn_output"), masks)
+        plan = _refit_plan(ctx, model, _join(parent, "ffn_output"), masks)
         kept = block.prune_ffn(removed)
         if plan is not None:
             refit(block.ffn_output, *plan, kept)

@@ -16,8 +16,9 @@ Then the targets, from this run's figures: >= 1.5x energy reduction at >= 0.98
 mean cosine fidelity; simulation of one 128-token sequence <= 5 s sampled.
 Results go to --out (default bench_transformer_out/<config>/).
 
---probe-2of4-ffn (instead of pruning): 2:4 by magnitude on every FFN Linear of
-every layer at once, the loop's largest step of that kind: energy × on each
+--probe-2of4-ffn (instead of pruning): 2:4 on every FFN Linear of every layer
+at once, chosen and compensated by OBS as the loop does (`pruning.
+reconstruction`), the loop's largest step of that kind: energy × on each
 config, fidelity (validation and test) before and after the task's final
 distillation (`FinetuneSettings.final_epochs` passes) — what the fidelity
 budget is up against.
@@ -143,8 +144,8 @@ def main():
 
 
 def _probe_2of4_ffn(model, inputs, args):
-    """2:4 on every FFN Linear, by the loop's own N:M step (`pruning.candidates.NM`, l1 scores);
-    energy and fidelity before and after the task's final distillation."""
+    """2:4 on every FFN Linear, by the loop's own N:M step (`pruning.candidates.NM`: OBS with
+    weight compensation on an encoder's Linears); energy and fidelity before and after the task's final distillation."""
     import copy
 
     import torch

@@ -15,7 +15,7 @@ from pruning.candidates import BY_NAME, GRANULARITIES, Context
 from pruning.fidelity import FidelityTask, prune_encoder
 from pruning.importance import CalibrationStats
 from pruning.training import FinetuneSettings
-from pruning.transformer import REFIT_RIDGE, input_gram, refit
+from pruning.reconstruction import REFIT_RIDGE, input_gram, obs_prune, refit
 from simulator.capture import capture
 from simulator.encoders import SelfAttention
 from simulator.errors import JoulesimError
@@ -201,7 +201,7 @@ def test_head_and_ffn_scores_are_computed_once_per_step_with_the_same_result(tin
             a, b = with_shared.state_dict(), fresh.state_dict()
             assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert set(shared.scores) == {("head", "layers.0.attention.query"), ("ffn", "layers.1.intermediate"),
-                                  ("refit", "layers.0.attention.query"), ("refit", "layers.1.intermediate")}
+                                  ("gram", "layers.0.attention.output"), ("gram", "layers.1.ffn_output")}
 
 
 def _tokens_into(model, module):
@@ -295,6 +295,85 @@ def test_a_masked_projection_keeps_its_zeros_and_is_not_refitted(tiny):
                   [:plain.layers[0].intermediate.out_features - kept].tolist())
     plain.layers[0].prune_ffn(sorted(removed))
     assert torch.equal(model.layers[0].ffn_output.weight, plain.layers[0].ffn_output.weight)
+
+
+def _obs_reference(weight, gram, nm=None, n_drop=None):
+    """Optimal Brain Surgeon done slowly, one row and one column at a time, from explicit
+    inverses: the independent reference for `obs_prune` (one lazy block, as on these sizes).
+    Column i is pruned or kept with the inverse Hessian of the columns not yet processed,
+    F = {i, ..., end}: a pruned w_i moves the row's other F weights by -w_i / [H_F⁻¹]_ii ·
+    [H_F⁻¹]_(i, F). Saliency w_j² / [H_Fj⁻¹]_jj, taken at each N:M group's first column
+    (unstructured: once, at the start, the n_drop lowest of the layer)."""
+    h = gram[:-1, :-1].clone()
+    h += 1e-2 * h.diagonal().mean() * torch.eye(len(h), dtype=h.dtype)
+    w = weight.detach().double().clone()
+    rows, cols = w.shape
+    inv = [torch.linalg.inv(h[i:, i:]) for i in range(cols)]       # inv[i]: H_F⁻¹, F = i..end
+    diag = torch.tensor([float(inv[i][0, 0]) for i in range(cols)])
+    keep = torch.ones_like(w, dtype=torch.bool)
+    if n_drop is not None:
+        s = w.pow(2) / diag
+        keep.view(-1)[torch.argsort(s.flatten(), stable=True)[:n_drop]] = False
+    for r in range(rows):
+        for i in range(cols):
+            if nm is not None and i % nm[1] == 0:
+                s = w[r, i:i + nm[1]].pow(2) / diag[i:i + nm[1]]
+                keep[r, i + torch.argsort(s, stable=True)[:nm[1] - nm[0]]] = False
+            if not keep[r, i]:
+                w[r, i:] -= w[r, i] / inv[i][0, 0] * inv[i][0]
+                w[r, i] = 0.0
+    return w, keep
+
+
+def _token_gram(tokens=400, features=16, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    mix = torch.randn(features, features, generator=gen, dtype=torch.float64)
+    x = torch.randn(tokens, features, generator=gen, dtype=torch.float64) @ mix + 0.3
+    xa = torch.cat([x, torch.ones(tokens, 1, dtype=x.dtype)], 1)
+    return x, xa.T @ xa
+
+
+def test_obs_prune_equals_the_one_column_at_a_time_reference():
+    x, gram = _token_gram()
+    weight = torch.randn(6, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for target, ref in (({"nm": (2, 4)}, {"nm": (2, 4)}), ({"sparsity": 0.625}, {"n_drop": 60})):
+        new, mask = obs_prune(weight, gram, **target)
+        want, keep = _obs_reference(weight, gram, **ref)
+        assert torch.equal(mask.bool(), keep)
+        assert torch.allclose(new, want, atol=1e-9)
+        assert torch.equal(new != 0, keep)
+        # the kept weights absorbed the error: less output error on the tokens than masking alone
+        err = (x @ (new - weight).T).pow(2).mean()
+        assert err < (x @ (weight * mask - weight).T).pow(2).mean()
+
+
+def test_obs_prune_keeps_earlier_zeros_and_meets_the_pattern():
+    _, gram = _token_gram(features=40, seed=2)
+    gen = torch.Generator().manual_seed(3)
+    weight = torch.randn(8, 40, generator=gen) * (torch.rand(8, 40, generator=gen) > 0.3)
+    new, mask = obs_prune(weight, gram, nm=(2, 4))
+    assert not bool(new[weight == 0].any())
+    assert bool(((new.reshape(8, 10, 4) != 0).sum(-1) <= 2).all())
+    new, mask = obs_prune(weight, gram, sparsity=0.75)
+    assert not bool(new[weight == 0].any())
+    assert int((new == 0).sum()) == round(0.75 * weight.numel()) == int((mask == 0).sum())
+
+
+def test_mask_candidates_on_an_encoder_compensate_the_kept_weights(tiny):
+    ids, mask = _inputs(tiny)
+    ctx = _context(tiny, (ids, mask))
+    layer = "layers.0.ffn_output"
+    x = _tokens_into(tiny, tiny.get_submodule(layer))
+    w = tiny.get_submodule(layer).weight.detach().double()
+    for cand in (BY_NAME["nm"].propose(ctx, layer, tiny.get_submodule(layer))
+                 + BY_NAME["unstructured"].propose(ctx, layer, tiny.get_submodule(layer))):
+        model, masks = copy.deepcopy(tiny), {}
+        cand.apply(model, masks, ctx)
+        new = model.get_submodule(layer).weight.detach().double()
+        m = masks[f"{layer}.weight"].double()
+        assert torch.equal(new == 0, m == 0) and (m == 0).double().mean() == pytest.approx(cand.amount, abs=1e-3)
+        assert ((x @ (new - w).T).pow(2).mean() < (x @ (w * m - w).T).pow(2).mean()), cand.detail
+    assert ("gram", layer) in ctx.scores
 
 
 def test_transformer_granularities_propose_nothing_for_other_layers():
