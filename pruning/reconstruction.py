@@ -28,18 +28,13 @@ import math
 import torch
 import torch.nn as nn
 
+from pruning.structure import run_no_grad
 from simulator.text import is_text_model, reconstruction_inputs
 
 REFIT_RIDGE = 1e-2       # ridge of the least-squares refit, x the mean diagonal of its Gram matrix
 GRAM_BATCH = 256         # texts per forward pass when accumulating a Gram matrix
 OBS_DAMPING = 1e-2       # added to H's diagonal before inverting, x its mean diagonal (SparseGPT's)
 OBS_BLOCK = 128          # columns per lazy update block (SparseGPT's)
-
-
-def forward(model: nn.Module, inputs) -> None:
-    """`model(inputs)` without autograd; `inputs` a tensor or a tuple of them."""
-    with torch.no_grad():
-        model(*inputs) if isinstance(inputs, tuple) else model(inputs)
 
 
 def reconstructs(model: nn.Module, layer: str) -> bool:
@@ -92,7 +87,7 @@ def input_gram(model: nn.Module, module: nn.Module, example_inputs) -> torch.Ten
     try:
         for inputs, keep in _token_batches(model, example_inputs):
             try:
-                forward(model, inputs)
+                run_no_grad(model, inputs)
             except _Seen:
                 pass
     finally:
@@ -167,7 +162,7 @@ def obs_prune(weight: torch.Tensor, gram: torch.Tensor, *, nm: tuple[int, int] |
     if (nm is None) == (sparsity is None):
         raise ValueError("obs_prune: give exactly one of nm and sparsity")
     w = weight.detach().double().clone()
-    rows, cols = w.shape
+    cols = w.shape[1]
     u = _inverse_factor(gram.double())
     alive = w != 0
     keep = torch.ones_like(alive)

@@ -38,7 +38,8 @@ def _prune_fn(module: nn.Module):
     return tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
 
 
-def _run(model: nn.Module, inputs) -> torch.Tensor:
+def run_no_grad(model: nn.Module, inputs) -> torch.Tensor:
+    """`model(inputs)` without autograd; `inputs` a tensor or a tuple of them."""
     with torch.no_grad():
         return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
 
@@ -73,7 +74,7 @@ def channel_prunable_layers(model: nn.Module, inputs) -> list[str]:
     """Layers whose output channels can be removed without changing the
     model's output shape (the classifier's last layer cannot), found by
     removing one channel from a copy and running it."""
-    reference = _run(model, inputs).shape
+    reference = run_no_grad(model, inputs).shape
     found = []
     for name, module in mac_layers(model).items():
         if _out_channels(module) < 2:
@@ -81,7 +82,7 @@ def channel_prunable_layers(model: nn.Module, inputs) -> list[str]:
         trial = copy.deepcopy(model)
         try:
             remove_channels(trial, name, [0], inputs)
-            if _run(trial, inputs).shape == reference:
+            if run_no_grad(trial, inputs).shape == reference:
                 found.append(name)
         except Exception:   # noqa: BLE001 - a layer Torch-Pruning cannot handle is simply not a candidate
             continue
@@ -105,7 +106,7 @@ def droppable_blocks(model: nn.Module, inputs) -> list[str]:
                 if isinstance(out, torch.Tensor) and inp and isinstance(inp[0], torch.Tensor):
                     shapes[full] = (tuple(inp[0].shape), tuple(out.shape))
             handles.append(child.register_forward_hook(hook))
-    _run(model, inputs)
+    run_no_grad(model, inputs)
     for h in handles:
         h.remove()
     return [n for n, (i, o) in shapes.items() if i == o]

@@ -45,7 +45,8 @@ import math
 import torch
 import torch.nn as nn
 
-from pruning.reconstruction import forward, layer_gram, refit
+from pruning.reconstruction import layer_gram, refit
+from pruning.structure import run_no_grad
 from simulator.encoders import ATTENTION_ROLES, FFN_ROLES, BertBlock, SelfAttention
 from simulator.text import calibration_inputs, is_text_model
 
@@ -89,7 +90,7 @@ def _input_of(model: nn.Module, module: nn.Module, example_inputs) -> torch.Tens
     was_training = model.training
     model.eval()
     try:
-        forward(model, inputs)
+        run_no_grad(model, inputs)
     finally:
         handle.remove()
         model.train(was_training)

@@ -145,7 +145,8 @@ def main():
 
 def _probe_2of4_ffn(model, inputs, args):
     """2:4 on every FFN Linear, by the loop's own N:M step (`pruning.candidates.NM`: OBS with
-    weight compensation on an encoder's Linears); energy and fidelity before and after the task's final distillation."""
+    weight compensation on an encoder's Linears); energy and fidelity before and after the
+    task's final distillation."""
     import copy
 
     import torch
