@@ -2,8 +2,8 @@
 of a layer's output, put back from the layer's own inputs.
 
 Owns the statistics and the two solvers, all on the real tokens of the reconstruction
-texts (`simulator.text.reconstruction_inputs`: the training sentences and word windows
-across them, never held-out sentences):
+texts (`simulator.text.reconstruction_inputs`: the training and distillation sentences,
+never held-out ones):
 
 * `input_gram`: G = [x 1]ᵀ[x 1] over the tokens x a Linear receives, with the forward
   pass stopped at the Linear; `layer_gram` caches it per step and Linear in

@@ -3,6 +3,7 @@ is installed), their capture and lowering, head and FFN surgery, the fidelity me
 pruner choosing transformer granularities, the energy breakdown and the CLI."""
 import copy
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,8 @@ from simulator.errors import JoulesimError
 from simulator.lowering import lower
 from simulator.models import load_model
 from simulator.network import simulate
-from simulator.text import (encode_batch, load_sentences, packed_batch, reconstruction_inputs,
-                            text_inputs, tokenizer_for)
+from simulator.text import (encode_batch, load_distillation_sentences, load_sentences, packed_batch,
+                            reconstruction_inputs, text_inputs, tokenizer_for, training_texts)
 from simulator.transformer_report import (before_after, classify, encoder_breakdown,
                                           part_shares, summary)
 
@@ -55,6 +56,23 @@ def test_sentence_splits_are_disjoint_and_cover_the_file():
     assert sum(len(s) for s in splits) == len(load_sentences("all"))
     assert not set(splits[0]) & set(splits[1]) and not set(splits[1]) & set(splits[2])
     assert not set(splits[0]) & set(splits[2])
+
+
+def _words(sentence: str) -> set[str]:
+    return set(re.findall(r"\w+", sentence.lower()))
+
+
+def test_training_texts_never_hold_a_held_out_sentence_or_a_near_copy_of_one():
+    held = load_sentences("validation") + load_sentences("test")
+    distillation = load_distillation_sentences()
+    assert len(distillation) > 10 * len(load_sentences("all"))
+    texts = training_texts()
+    assert len(texts) == len(load_sentences("train")) + len(distillation)
+    assert not {t.lower() for t in texts} & {h.lower() for h in held}
+    held_words = [_words(h) for h in held]
+    for sentence in distillation:
+        w = _words(sentence)
+        assert max(len(w & h) / len(w | h) for h in held_words) < 0.4, sentence
 
 
 def test_packed_rows_hold_exactly_seq_len_real_tokens(tiny):
