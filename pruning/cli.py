@@ -43,7 +43,7 @@ from simulator.errors import JoulesimError
                    "validation accuracy is back within half the budget, then prune again.")
 @click.option("--finetune-epochs", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Fine-tune per step, in epochs of the training split (fractions allowed; 0 = none). "
-                   "Text models, unless given: 0.5 passes over their training texts.")
+                   "Text models, unless given: 0.2 passes over their training texts.")
 @click.option("--final-epochs", type=click.FloatRange(min=0), default=3.0, show_default=True,
               help="One longer fine-tune of the finished model, in epochs (the baselines get the "
                    "same; 0 = none). Text models, unless given: 2 passes.")
