@@ -40,7 +40,12 @@ from simulator.errors import JoulesimError
 @click.option("--schedule", type=click.Choice(["iterative", "recover"]), default="iterative",
               show_default=True,
               help="iterative: one fine-tune per step; recover: fine-tune up to 3 times until the "
-                   "validation accuracy is back within half the budget, then prune again.")
+                   "validation accuracy is back within half the budget, then prune again. "
+                   "Text models, unless given: recover.")
+@click.option("--stages", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Prune in up to this many stages: when one ends with the budget spent, the "
+                   "final fine-tune recovers the model and the next goes on from it (a stage "
+                   "that keeps no step ends the run). Text models, unless given: 3.")
 @click.option("--finetune-epochs", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Fine-tune per step, in epochs of the training split (fractions allowed; 0 = none). "
                    "Text models, unless given: 0.2 passes over their training texts.")
@@ -74,9 +79,9 @@ from simulator.errors import JoulesimError
               help="Seed of the fine-tune batches and dropout (a resumed run reproduces an uninterrupted one).")
 @click.pass_context
 def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_fidelity_drop,
-          seq_len, granularity, importance, schedule, finetune_epochs, final_epochs, lr, optimizer,
-          weight_decay, distill, min_saving, max_steps, batch, sample_error, baselines, out_dir,
-          resume, seed):
+          seq_len, granularity, importance, schedule, stages, finetune_epochs, final_epochs, lr,
+          optimizer, weight_decay, distill, min_saving, max_steps, batch, sample_error, baselines,
+          out_dir, resume, seed):
     """Prune MODEL so that it saves energy on this hardware, with the simulator in the loop.
 
     Each step measures every candidate (layer x granularity x amount) on the config from the
@@ -109,7 +114,7 @@ def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_
         out_dir = out_dir or str(Path("prune_out") / f"{Path(model).stem}_{cfg.name}")
         if is_text_model(net):
             _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity_drop,
-                              seq_len, granularity, importance, schedule, finetune_epochs,
+                              seq_len, granularity, importance, schedule, stages, finetune_epochs,
                               final_epochs, lr, optimizer, weight_decay, min_saving, max_steps,
                               batch, sample_error, baselines, resume, seed)
             return
@@ -120,8 +125,8 @@ def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_
         results = prune_classifier(
             net, cfg, task, model_name=model, out_dir=out_dir, energy_target=energy_target,
             max_acc_drop=max_acc_drop, granularity=granularity, importance=importance,
-            schedule=schedule, min_saving=min_saving, max_steps=max_steps, resume=resume,
-            seed=seed, batch=batch, sample_error=sample_error, baselines=baselines,
+            schedule=schedule, stages=stages, min_saving=min_saving, max_steps=max_steps,
+            resume=resume, seed=seed, batch=batch, sample_error=sample_error, baselines=baselines,
             progress=True)
     except JoulesimError as exc:
         _fail(str(exc))
@@ -134,7 +139,7 @@ def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_
 
 
 def _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity_drop, seq_len,
-                      granularity, importance, schedule, finetune_epochs, final_epochs, lr,
+                      granularity, importance, schedule, stages, finetune_epochs, final_epochs, lr,
                       optimizer, weight_decay, min_saving, max_steps, batch, sample_error,
                       baselines, resume, seed):
     """The text branch of `prune`: fidelity on the shipped sentences is the budget; fine-tune
@@ -150,13 +155,15 @@ def _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity
                             "is pruned energy-aware only")
     settings = settings_from_cli(ctx, epochs=finetune_epochs, final_epochs=final_epochs, lr=lr,
                                  optimizer=optimizer, weight_decay=weight_decay)
+    given = {name: value for name, value in (("schedule", schedule), ("stages", stages))
+             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
     torch.manual_seed(seed)
     task = FidelityTask.for_model(net, settings)
     results = prune_encoder(
         net, cfg, task, model_name=model, out_dir=out_dir, energy_target=energy_target,
         max_fidelity_drop=max_fidelity_drop, granularity=granularity, importance=importance,
-        schedule=schedule, min_saving=min_saving, max_steps=max_steps, resume=resume, seed=seed,
-        batch=batch, seq_len=seq_len, sample_error=sample_error, progress=True)
+        min_saving=min_saving, max_steps=max_steps, resume=resume, seed=seed, batch=batch,
+        seq_len=seq_len, sample_error=sample_error, progress=True, **given)
     print_encoder_results(results)
     click.echo(f"wrote {out_dir}/ (model.pt, report.csv, history.csv, breakdown.csv, summary.json, "
                "trajectory.png)")

@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pruning.results import PruneResult
+from pruning.results import PruneResult, stop_line
 from pruning.training import FinetuneSettings, apply_masks, make_optimizer
 from simulator.errors import JoulesimError
 from simulator.text import (DEFAULT_SEQ_LEN, encode_batch, is_text_model, load_sentences,
@@ -45,6 +45,8 @@ from simulator.text import (DEFAULT_SEQ_LEN, encode_batch, is_text_model, load_s
 TRANSFORMER_GRANULARITIES = ("head", "ffn", "nm", "unstructured")
 LAYER_LOSS_WEIGHT = 1.0           # of the layer-output term in the distillation loss
 EMBED_BATCH = 64
+ENCODER_SCHEDULE = "recover"   # pruning loop defaults for an encoder (prune_encoder, joulesim prune)
+ENCODER_STAGES = 3
 
 
 def encoder_finetune_settings() -> FinetuneSettings:
@@ -223,7 +225,8 @@ def _granularities(spec) -> tuple[str, ...]:
 
 def prune_encoder(model: nn.Module, hw, task: FidelityTask, *, model_name: str, out_dir=None,
                   energy_target: float = 0.6, max_fidelity_drop: float = 0.02, granularity="auto",
-                  importance: str = "l1", schedule: str = "iterative", min_saving: float = 0.005,
+                  importance: str = "l1", schedule: str = ENCODER_SCHEDULE,
+                  stages: int = ENCODER_STAGES, min_saving: float = 0.005,
                   max_steps: int = 40, layers_per_step: int = 3, resume: bool = False, seed: int = 0,
                   batch: int = 1, seq_len: int = DEFAULT_SEQ_LEN, sample_error=None,
                   progress: bool = False) -> dict:
@@ -248,7 +251,7 @@ def prune_encoder(model: nn.Module, hw, task: FidelityTask, *, model_name: str, 
         final_finetune=task.final_finetune if task.settings.final_epochs > 0 else None,
         test=task.test, energy_target=energy_target, max_acc_drop=max_fidelity_drop,
         granularity=_granularities(granularity), importance=importance, schedule=schedule,
-        min_saving=min_saving, max_steps=max_steps, layers_per_step=layers_per_step,
+        stages=stages, min_saving=min_saving, max_steps=max_steps, layers_per_step=layers_per_step,
         out_dir=out_dir, resume=resume, seed=seed, sample_error=sample_error, progress=progress,
         model_name=model_name)
     dense = copy.deepcopy(model)
@@ -302,8 +305,7 @@ def print_encoder_results(results: dict, console=None) -> None:
                            f"{r['energy_total_uj_after']:.3f}")
         console.print(layers)
     print_breakdown(res.breakdown_before, s["seq_len"], after=res.breakdown_after, console=console)
-    console.print(f"stopped: {s['stop_reason']} after {s['steps']} steps "
-                  f"({s['steps_accepted']} kept), {s['wall_s']:.0f} s")
+    console.print(stop_line(s))
 
 
 def settings_from_cli(ctx, **options) -> FinetuneSettings:

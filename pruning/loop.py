@@ -43,6 +43,7 @@ PROBE_LOSS_BUDGETS = 5   # a candidate losing more than 5 budgets on the probe (
 MIN_PROBE_LOSS_LIMIT = 0.05   # ... and more than 5 points is not tried
 SCHEDULES = ("iterative", "recover")
 FINAL_SEED_OFFSET = 1_000_003   # the final fine-tune's seed: seed + this (no step's seed)
+FINAL_STOPS = ("energy target met", "step limit")   # stop reasons no later stage can lift
 CHECKPOINT = "checkpoint.pt"
 RUN_FILE = "run.json"
 
@@ -80,6 +81,12 @@ class EnergyAwarePruner:
     calibration = (x, y): a batch for the taylor/activation criteria.
     energy_target: fraction of the dense energy to reach (0.4 = 2.5× less).
     max_acc_drop: accuracy budget as a fraction (0.01 = one point).
+    stages: with a final fine-tune, how many times the loop may run. When a stage ends
+    for want of accuracy (the budget spent, or every candidate left was rejected), the
+    final fine-tune recovers the model and the next stage goes on from it with the budget
+    it freed, rejected steps open again. A stage that keeps no step, the energy target or
+    the step limit ends the run; the final fine-tune runs again only on steps kept after
+    its last run.
     """
 
     def __init__(self, model: nn.Module, hw, example_inputs, *, evaluate: Callable,
@@ -89,8 +96,8 @@ class EnergyAwarePruner:
                  max_acc_drop: float = 0.01, granularity="auto", importance: str = "l1",
                  calibration=None, min_saving: float = 0.005, layers_per_step: int = 3,
                  max_steps: int = 40, max_rejections: int = 3, schedule: str = "iterative",
-                 recover_rounds: int = 3, out_dir=None, resume: bool = False, seed: int = 0,
-                 sample_error: Optional[float] = None, progress: bool = False,
+                 recover_rounds: int = 3, stages: int = 1, out_dir=None, resume: bool = False,
+                 seed: int = 0, sample_error: Optional[float] = None, progress: bool = False,
                  on_step: Optional[Callable] = None, model_name: Optional[str] = None):
         if not (0 < energy_target <= 1):
             raise JoulesimError(f"energy target {energy_target:g}: must be in (0, 1] (a fraction of the dense energy)")
@@ -98,6 +105,8 @@ class EnergyAwarePruner:
             raise JoulesimError(f"accuracy budget {max_acc_drop:g}: must be >= 0")
         if schedule not in SCHEDULES:
             raise JoulesimError(f"schedule {schedule!r}: allowed {', '.join(SCHEDULES)}")
+        if stages < 1:
+            raise JoulesimError(f"stages {stages}: must be at least 1")
         if resume and out_dir is None:
             raise JoulesimError("resume needs the output directory of the run to resume")
         self.granularities = parse_granularities(granularity)
@@ -117,6 +126,7 @@ class EnergyAwarePruner:
         self.min_saving, self.layers_per_step = min_saving, layers_per_step
         self.max_steps, self.max_rejections = max_steps, max_rejections
         self.schedule, self.recover_rounds = schedule, recover_rounds
+        self.stages = stages if final_finetune is not None else 1
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.resume, self.seed, self.progress, self.on_step = resume, seed, progress, on_step
         self.name = model_name or type(model).__name__
@@ -128,6 +138,8 @@ class EnergyAwarePruner:
             "config_digest": _config_key(cfg), "energy_target": energy_target,
             "max_acc_drop": max_acc_drop, "granularity": list(self.granularities),
             "importance": importance, "schedule": schedule, "seed": seed}
+        if self.stages > 1:
+            self.fingerprint["stages"] = self.stages
 
     # ------------------------------------------------------------------ state
     def _check_resume(self) -> Optional[dict]:
@@ -144,14 +156,22 @@ class EnergyAwarePruner:
                 raise JoulesimError(
                     f"--resume {self.out_dir}: that run pruned {old.get('model')} on {old.get('config')}; "
                     f"this one is {self.name} on {self.fingerprint['config']} (different {what})")
-        for key, value in self.fingerprint.items():
-            if old.get(key) != value:
-                raise JoulesimError(f"--resume {self.out_dir}: that run used {key} {old.get(key)}, "
-                                    f"this one {value}")
+        fill = {"stages": 1}     # keys written only when not at their default
+        for key in sorted(set(old) | set(self.fingerprint)):
+            was, now = old.get(key, fill.get(key)), self.fingerprint.get(key, fill.get(key))
+            if was != now:
+                raise JoulesimError(f"--resume {self.out_dir}: that run used {key} {was}, this one {now}")
         try:
-            return torch.load(ckpt, map_location="cpu", weights_only=False)
+            state = torch.load(ckpt, map_location="cpu", weights_only=False)
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is the user's file
             raise JoulesimError(f"--resume {self.out_dir}: cannot read {CHECKPOINT}: {e}") from None
+        state.setdefault("stage", 1)
+        if "final_finetunes" not in state:      # a checkpoint written before stages existed
+            before = state.pop("val_acc_before_final", None)
+            state["final_finetunes"] = [] if before is None else [
+                {"stage": 1, "after_step": state["step"], "val_acc_before": before,
+                 "val_acc_after": state["val_acc"]}]
+        return state
 
     def _save(self, state: dict) -> None:
         if self.out_dir is None:
@@ -172,7 +192,7 @@ class EnergyAwarePruner:
                  "masks": {}, "history": [], "candidates": [], "blocked": [], "rejections": 0,
                  "decisions": {}, "reasons": {}, "dense_energy_uj": dense.energy_uj,
                  "val_acc_dense": acc, "val_acc": acc, "finetune_calls": 0, "wall_s": 0.0,
-                 "stop_reason": None}
+                 "stop_reason": None, "stage": 1, "final_finetunes": []}
         self._save(state)
         return state
 
@@ -248,9 +268,9 @@ class EnergyAwarePruner:
 
     def _stop_reason(self, state: dict, current: Measurement) -> Optional[str]:
         if current.energy_uj <= self.energy_target * state["dense_energy_uj"]:
-            return "energy target met"
+            return FINAL_STOPS[0]
         if state["step"] >= self.max_steps:
-            return f"step limit ({self.max_steps}) reached"
+            return f"{FINAL_STOPS[1]} ({self.max_steps}) reached"
         if state["rejections"] >= self.max_rejections:
             return f"accuracy budget spent ({self.max_rejections} steps in a row exceeded it)"
         return None
@@ -299,44 +319,65 @@ class EnergyAwarePruner:
         console = _console() if self.progress else None
         with progress_bar(self.progress) as bar:
             task = bar.add_task("pruning", total=None) if bar else None
-            while state["stop_reason"] is None:
-                current = self.meter.measure(state["model"])
-                reason = self._stop_reason(state, current)
-                if reason is None:
-                    if bar:
-                        bar.update(task, description=(
-                            f"step {state['step'] + 1}: {current.energy_uj:.2f} µJ "
-                            f"({current.energy_uj / state['dense_energy_uj']:.0%} of dense), "
-                            f"val acc {state['val_acc']:.2%}"))
-                    reason = self._step(state, current)
-                    if reason is None:
-                        h = state["history"][-1]
-                        if console:
-                            console.print(
-                                f"step {h['step']:2d} {'took' if h['accepted'] else 'undid'} "
-                                f"{h['granularity']} {h['detail']} on {h['layer']}: "
-                                f"{h['energy_after_uj']:.2f} µJ ({h['energy_vs_dense']:.0%} of dense), "
-                                f"val acc {h['val_acc_after']:.2%}")
-                        self._save(state)
-                        if self.on_step:
-                            self.on_step(state["step"], h)
-                        continue
-                state["stop_reason"] = reason
-                self._save(state)
-            pruned = any(h["accepted"] for h in state["history"])
-            if self.final_finetune is not None and pruned and state.get("val_acc_before_final") is None:
-                if bar:
-                    bar.update(task, description="final fine-tune of the pruned model")
-                state["val_acc_before_final"] = self.evaluate(state["model"])
-                self.final_finetune(state["model"], state["masks"], self.seed + FINAL_SEED_OFFSET)
-                apply_masks(state["model"], state["masks"])
-                state["finetune_calls"] += 1
-                state["val_acc"] = self.evaluate(state["model"])
+            while True:
+                self._run_stage(state, bar, task, console)
+                if not self._final_finetune(state, bar, task, console):
+                    break           # nothing new to recover: the last stage kept no step
+                if state["stage"] >= self.stages or state["stop_reason"].startswith(FINAL_STOPS):
+                    break
+                state["stage"] += 1
+                state["rejections"], state["blocked"], state["stop_reason"] = 0, [], None
                 self._save(state)
                 if console:
-                    console.print(f"final fine-tune: val acc {state['val_acc_before_final']:.2%} -> "
-                                  f"{state['val_acc']:.2%}")
+                    console.print(f"stage {state['stage']}: going on from the fine-tuned model")
         return self._result(state, time.perf_counter() - t_start)
+
+    def _run_stage(self, state: dict, bar, task, console) -> None:
+        while state["stop_reason"] is None:
+            current = self.meter.measure(state["model"])
+            reason = self._stop_reason(state, current)
+            if reason is None:
+                if bar:
+                    bar.update(task, description=(
+                        f"step {state['step'] + 1}: {current.energy_uj:.2f} µJ "
+                        f"({current.energy_uj / state['dense_energy_uj']:.0%} of dense), "
+                        f"val acc {state['val_acc']:.2%}"))
+                reason = self._step(state, current)
+                if reason is None:
+                    h = state["history"][-1]
+                    if console:
+                        console.print(
+                            f"step {h['step']:2d} {'took' if h['accepted'] else 'undid'} "
+                            f"{h['granularity']} {h['detail']} on {h['layer']}: "
+                            f"{h['energy_after_uj']:.2f} µJ ({h['energy_vs_dense']:.0%} of dense), "
+                            f"val acc {h['val_acc_after']:.2%}")
+                    self._save(state)
+                    if self.on_step:
+                        self.on_step(state["step"], h)
+                    continue
+            state["stop_reason"] = reason
+            self._save(state)
+
+    def _final_finetune(self, state: dict, bar, task, console) -> bool:
+        """The final fine-tune on the steps kept since the last one; False when there are none."""
+        done = state["final_finetunes"]
+        since = done[-1]["after_step"] if done else 0
+        if self.final_finetune is None or not any(h["accepted"] for h in state["history"][since:]):
+            return False
+        stage = f" (stage {state['stage']})" if self.stages > 1 else ""
+        if bar:
+            bar.update(task, description=f"final fine-tune of the pruned model{stage}")
+        before = self.evaluate(state["model"])
+        self.final_finetune(state["model"], state["masks"], self.seed + FINAL_SEED_OFFSET + len(done))
+        apply_masks(state["model"], state["masks"])
+        state["finetune_calls"] += 1
+        state["val_acc"] = self.evaluate(state["model"])
+        done.append({"stage": state["stage"], "after_step": state["step"], "val_acc_before": before,
+                     "val_acc_after": state["val_acc"]})
+        self._save(state)
+        if console:
+            console.print(f"final fine-tune{stage}: val acc {before:.2%} -> {state['val_acc']:.2%}")
+        return True
 
     def _result(self, state: dict, wall_s: float) -> PruneResult:
         dense, model = state["dense_model"], state["model"]
@@ -355,7 +396,9 @@ class EnergyAwarePruner:
             "latency_before_cycles": before.latency_cycles, "latency_after_cycles": after.latency_cycles,
             "cycles_reduction_x": before.latency_cycles / max(after.latency_cycles, 1),
             "energy_target": self.energy_target, "max_acc_drop": self.max_acc_drop,
-            "val_acc_before_final_finetune": state.get("val_acc_before_final"),
+            "val_acc_before_final_finetune": (state["final_finetunes"][-1]["val_acc_before"]
+                                              if state["final_finetunes"] else None),
+            "stages": state["stage"], "final_finetunes": state["final_finetunes"],
             "stop_reason": state["stop_reason"], "steps": state["step"],
             "steps_accepted": int(history["accepted"].sum()) if not history.empty else 0,
             "finetune_calls": state["finetune_calls"], "simulations": self.meter.calls,

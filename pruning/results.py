@@ -50,6 +50,17 @@ class PruneResult:
         return out
 
 
+def stop_line(summary: dict) -> str:
+    """Why and when the loop stopped and, for a run in stages, what each stage's final
+    fine-tune gave back (validation accuracy or fidelity, as fractions)."""
+    line = (f"stopped: {summary['stop_reason']} after {summary['steps']} steps "
+            f"({summary['steps_accepted']} kept), {summary['wall_s']:.0f} s")
+    for f in (summary.get("final_finetunes") or ()) if summary.get("stages", 1) > 1 else ():
+        line += (f"\nstage {f['stage']}: final fine-tune after step {f['after_step']}, validation "
+                 f"{f['val_acc_before']:.4f} -> {f['val_acc_after']:.4f}")
+    return line
+
+
 def summary_row(result: PruneResult) -> dict:
     """The paper-style line: model, energy before/after, ×, accuracy before/after."""
     return {k: result.summary.get(k) for k in SUMMARY_COLUMNS}

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from pruning.baselines import global_magnitude, uniform_channel
 from pruning.loop import EnergyAwarePruner
-from pruning.results import PruneResult, plot_trajectory, summary_row
+from pruning.results import PruneResult, plot_trajectory, stop_line, summary_row
 from pruning.tasks import ClassificationTask
 from simulator.report import atomic_write
 
@@ -25,9 +25,9 @@ from simulator.report import atomic_write
 def prune_classifier(model: nn.Module, hw, task: ClassificationTask, *, model_name: str,
                      out_dir=None, energy_target: float = 0.4, max_acc_drop: float = 0.01,
                      granularity="auto", importance: str = "l1", schedule: str = "iterative",
-                     min_saving: float = 0.005, max_steps: int = 40, resume: bool = False,
-                     seed: int = 0, batch: int = 1, sample_error=None, baselines: bool = False,
-                     progress: bool = False) -> dict[str, PruneResult]:
+                     stages: int = 1, min_saving: float = 0.005, max_steps: int = 40,
+                     resume: bool = False, seed: int = 0, batch: int = 1, sample_error=None,
+                     baselines: bool = False, progress: bool = False) -> dict[str, PruneResult]:
     """Prune `model` for `hw` on `task`; returns {method: PruneResult}."""
     if task.teacher is None:
         task.teacher = copy.deepcopy(model).eval()
@@ -37,9 +37,9 @@ def prune_classifier(model: nn.Module, hw, task: ClassificationTask, *, model_na
     pruner = EnergyAwarePruner(
         model, hw, inputs, probe=task.probe, calibration=task.calibration(),
         energy_target=energy_target, max_acc_drop=max_acc_drop, granularity=granularity,
-        importance=importance, schedule=schedule, min_saving=min_saving, max_steps=max_steps,
-        out_dir=out_dir, resume=resume, seed=seed, sample_error=sample_error, progress=progress,
-        model_name=model_name, **common)
+        importance=importance, schedule=schedule, stages=stages, min_saving=min_saving,
+        max_steps=max_steps, out_dir=out_dir, resume=resume, seed=seed, sample_error=sample_error,
+        progress=progress, model_name=model_name, **common)
     results = {"energy-aware": pruner.run()}
     if baselines:
         for fn in (global_magnitude, uniform_channel):
@@ -97,6 +97,4 @@ def print_results(results: dict[str, PruneResult], console=None) -> None:
                        f"{r['energy_total_uj_after']:.3f}", f"{r['cycles_before']:,.0f}",
                        f"{r['cycles_after']:,.0f}", r["why"])
     console.print(layers)
-    s = ours.summary
-    console.print(f"stopped: {s['stop_reason']} after {s['steps']} steps "
-                  f"({s['steps_accepted']} kept), {s['wall_s']:.0f} s")
+    console.print(stop_line(ours.summary))

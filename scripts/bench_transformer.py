@@ -9,7 +9,8 @@ TPU v1-like 256x256 array and the 32x32 array with 2:4 support), on one
     call's compile or cache load, is printed too);
   - energy per sequence and per token (µJ), attention / FFN shares;
   - energy-aware pruning (`pruning.fidelity.prune_encoder`: heads, FFN
-    neurons, N:M, unstructured; sampled simulation), energy target
+    neurons, N:M, unstructured; sampled simulation; the encoder's loop
+    defaults unless --schedule / --stages), energy target
     --energy-target, fidelity budget --max-fidelity-drop: energy before and
     after (µJ per sequence), reduction ×, fidelity on the test sentences,
     steps and wall time, and the breakdown by encoder layer and part.
@@ -25,8 +26,8 @@ distillation (`FinetuneSettings.final_epochs` passes) — what the fidelity
 budget is up against.
 
     python scripts/bench_transformer.py [--configs A.yaml B.yaml] [--seq-len 128]
-        [--energy-target 0.6] [--max-fidelity-drop 0.02] [--max-steps 12] [--no-prune]
-        [--probe-2of4-ffn]
+        [--energy-target 0.6] [--max-fidelity-drop 0.02] [--max-steps 30]
+        [--schedule iterative|recover] [--stages N] [--no-prune] [--probe-2of4-ffn]
 """
 from __future__ import annotations
 
@@ -61,7 +62,11 @@ def main():
     ap.add_argument("--sample-error", type=float, default=0.05)
     ap.add_argument("--energy-target", type=float, default=0.6)
     ap.add_argument("--max-fidelity-drop", type=float, default=0.02)
-    ap.add_argument("--max-steps", type=int, default=12)
+    ap.add_argument("--max-steps", type=int, default=30)
+    ap.add_argument("--schedule", choices=["iterative", "recover"], default=None,
+                    help="the pruning loop's fine-tune schedule (default: prune_encoder's)")
+    ap.add_argument("--stages", type=int, default=None,
+                    help="the pruning loop's stages (default: prune_encoder's)")
     ap.add_argument("--no-prune", action="store_true", help="simulation timings and energies only")
     ap.add_argument("--probe-2of4-ffn", action="store_true",
                     help="instead of pruning: 2:4 on every FFN Linear at once, energy x and fidelity")
@@ -114,7 +119,10 @@ def main():
             res = prune_encoder(model, cfg, task, model_name="minilm",
                                 out_dir=Path(args.out) / cfg.name, energy_target=args.energy_target,
                                 max_fidelity_drop=args.max_fidelity_drop, max_steps=args.max_steps,
-                                seq_len=args.seq_len, sample_error=args.sample_error)["energy-aware"]
+                                seq_len=args.seq_len, sample_error=args.sample_error,
+                                **{k: v for k, v in (("schedule", args.schedule),
+                                                     ("stages", args.stages)) if v is not None}
+                                )["energy-aware"]
             print_encoder_results({"energy-aware": res})
             sm = res.summary
             row.update(reduction_x=sm["energy_reduction_x"], fidelity=sm["fidelity_after"],

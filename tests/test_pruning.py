@@ -16,8 +16,10 @@ from prune_models import TinyResidual
 from pruning.candidates import BY_NAME, Candidate, Context
 from pruning.importance import CalibrationStats, calibrate, channel_scores, weight_scores
 from pruning.loop import EnergyAwarePruner
+from pruning.results import stop_line
 from pruning.structure import channel_prunable_layers, droppable_blocks
 from pruning.training import FinetuneSettings, train
+from simulator.errors import JoulesimError
 
 MASK_GRANULARITIES = "unstructured,nm,block"
 
@@ -201,6 +203,78 @@ def test_final_finetune_runs_once_on_the_finished_model_keeping_its_masks(dense_
     res = _pruner(dense_mlp, make_config(), task, granularity="nm", min_saving=0.9,
                   final_finetune=final).run()
     assert res.summary["steps_accepted"] == 0 and not seen
+
+
+class _RecoveringTask:
+    """Accuracy falls by half the fraction of weights pruned since the last final
+    fine-tune, and the final fine-tune wins it all back: the budget a stage spends, the
+    next one gets again."""
+
+    def __init__(self, model):
+        self.total = self.base = self.kept(model)
+        self.finals = []
+
+    @staticmethod
+    def kept(model):
+        return sum(int((m.weight != 0).sum()) for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+    def evaluate(self, model):
+        return 1.0 - 0.5 * (self.base - self.kept(model)) / self.total
+
+    def finetune(self, model, masks, seed):
+        pass
+
+    def final(self, model, masks, seed):
+        self.base = self.kept(model)
+        self.finals.append((self.base, seed))
+
+
+def _staged(model, tmp_path, stages, **kw):
+    stub = _RecoveringTask(model)
+    pruner = EnergyAwarePruner(copy.deepcopy(model), make_config(),
+                               torch.randn(64, 64, generator=torch.Generator().manual_seed(0)),
+                               evaluate=stub.evaluate, finetune=stub.finetune, final_finetune=stub.final,
+                               granularity="channel", energy_target=0.05, max_acc_drop=0.3,
+                               max_steps=20, stages=stages, out_dir=tmp_path, **kw)
+    return pruner, stub
+
+
+def test_a_later_stage_goes_on_from_the_final_finetune_with_the_budget_it_freed(tmp_path):
+    model = mlp()
+    one, stub1 = _staged(model, tmp_path / "one", 1)
+    one = one.run()
+    two, stub2 = _staged(model, tmp_path / "two", 3)
+    two = two.run()
+    assert len(stub1.finals) == 1 and len(stub2.finals) == 2       # stage 3 kept nothing: no third
+    first = two.summary["final_finetunes"][0]["after_step"]
+    cols = ["step", "layer", "detail", "accepted", "energy_after_uj", "val_acc_after"]
+    assert two.history[cols].head(first).equals(one.history[cols])  # stage 1 is the one-stage run
+    later = two.history.iloc[first:]
+    assert later["accepted"].any()
+    assert (later.loc[later["accepted"], "val_acc_after"] >= 1 - 0.3).all()
+    assert two.summary["energy_after_uj"] < one.summary["energy_after_uj"]
+    assert two.summary["stages"] == 3 and stub2.finals[0][1] != stub2.finals[1][1]
+    assert f"stage 2: final fine-tune after step {len(two.history)}" in stop_line(two.summary)
+    assert "stage" not in stop_line(one.summary)
+    assert two.model[1].out_features < one.model[1].out_features
+
+    class Stop(Exception):
+        pass
+
+    def kill_in_stage_two(step, row):
+        if step == first + 1:
+            raise Stop
+
+    cut, _ = _staged(model, tmp_path / "cut", 3, on_step=kill_in_stage_two)
+    with pytest.raises(Stop):
+        cut.run()
+    resumed, stub3 = _staged(model, tmp_path / "cut", 3, resume=True)
+    stub3.base = stub2.finals[0][0]                 # the stub's own state as the cut run left it
+    resumed = resumed.run()
+    assert resumed.history[cols].equals(two.history[cols])
+    assert resumed.summary["final_finetunes"] == two.summary["final_finetunes"]
+    with pytest.raises(JoulesimError, match="stages 0"):
+        _staged(model, tmp_path / "zero", 0)
 
 
 def test_baselines_run_with_the_same_budget(dense_mlp, task):

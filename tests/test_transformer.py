@@ -3,6 +3,7 @@ is installed), their capture and lowering, head and FFN surgery, the fidelity me
 pruner choosing transformer granularities, the energy breakdown and the CLI."""
 import copy
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch.nn as nn
 
 from conftest import make_config, one_line_error, run_cli
 from pruning.candidates import BY_NAME, GRANULARITIES, Context
-from pruning.fidelity import FidelityTask, prune_encoder
+from pruning.fidelity import ENCODER_SCHEDULE, ENCODER_STAGES, FidelityTask, prune_encoder
 from pruning.importance import CalibrationStats
 from pruning.training import FinetuneSettings
 from pruning.reconstruction import REFIT_RIDGE, input_gram, obs_prune, refit
@@ -432,7 +433,8 @@ def test_pruner_takes_heads_and_ffn_neurons_when_they_save_energy(tiny, tiny_tas
     cfg = make_config(array={"rows": 8, "cols": 8})
     results = prune_encoder(tiny, cfg, tiny_task, model_name="tiny_bert", out_dir=tmp_path,
                             energy_target=0.8, max_fidelity_drop=0.05,
-                            granularity="head,ffn,unstructured", seq_len=16, max_steps=4)
+                            granularity="head,ffn,unstructured", seq_len=16, max_steps=4,
+                            schedule="iterative", stages=1)
     res = results["energy-aware"]
     taken = res.history[res.history["accepted"]]
     assert not taken.empty and set(taken["granularity"]) <= {"head", "ffn"}
@@ -529,3 +531,6 @@ def test_cli_prunes_a_text_model_with_the_fidelity_budget(tmp_path):
                 0.05, "--seq-len", 16, "--max-steps", 1, "--finetune-epochs", 0.05, "--out", tmp_path)
     assert r.exit_code == 0, r.output
     assert "fidelity" in r.output and (tmp_path / "breakdown.csv").is_file()
+    summary = json.loads((tmp_path / "summary.json").read_text())   # the encoder's loop defaults
+    assert (summary["schedule"], json.loads((tmp_path / "run.json").read_text())["stages"]) == \
+        (ENCODER_SCHEDULE, ENCODER_STAGES)
