@@ -45,7 +45,11 @@ from simulator.text import (DEFAULT_SEQ_LEN, encode_batch, is_text_model, load_s
 TRANSFORMER_GRANULARITIES = ("head", "ffn", "nm", "unstructured")
 LAYER_LOSS_WEIGHT = 1.0           # of the layer-output term in the distillation loss
 EMBED_BATCH = 64
-ENCODER_SCHEDULE = "recover"   # pruning loop defaults for an encoder (prune_encoder, joulesim prune)
+# The loop's defaults for an encoder (prune_encoder, joulesim prune). MiniLM, budget 0.02
+# (bench_transformer, 2026-12-04): on the 2:4 array iterative 1.21x, recover 1.26x, recover in
+# three stages 1.33x (the third kept nothing); on the TPU-like array iterative 1.32x, recover in
+# stages 1.37x (the second kept nothing); docs/transformers.md.
+ENCODER_SCHEDULE = "recover"
 ENCODER_STAGES = 3
 
 
