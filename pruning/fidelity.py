@@ -235,7 +235,8 @@ def prune_encoder(model: nn.Module, hw, task: FidelityTask, *, model_name: str, 
                   batch: int = 1, seq_len: int = DEFAULT_SEQ_LEN, sample_error=None,
                   progress: bool = False) -> dict:
     """Prune the sentence encoder `model` for `hw`, the fidelity on `task` as the budget;
-    returns {"energy-aware": PruneResult}. granularity "auto" = head, ffn, nm, unstructured.
+    returns {"energy-aware": PruneResult}. granularity "auto" = head, ffn, nm, unstructured;
+    the loop runs the recover schedule in up to 3 stages unless told otherwise.
     The result's summary adds fidelity before/after (test sentences) and the energy per
     sequence/token and attention/FFN shares before/after; with `out_dir`, the usual files
     (`workflow.write_results`) plus breakdown.csv (per encoder layer, part and op)."""
