@@ -138,32 +138,44 @@ def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_
     click.echo(f"wrote {out_dir}/ (model.pt, report.csv, history.csv, summary.json, trajectory.png)")
 
 
+def _given(ctx, **params) -> dict:
+    """Those of `params` (click parameter name -> value) the user gave on the command line:
+    the others keep the text-model defaults of `pruning.fidelity`."""
+    return {name: value for name, value in params.items()
+            if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
+
+
 def _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity_drop, seq_len,
                       granularity, importance, schedule, stages, finetune_epochs, final_epochs, lr,
                       optimizer, weight_decay, min_saving, max_steps, batch, sample_error,
                       baselines, resume, seed):
     """The text branch of `prune`: fidelity on the shipped sentences is the budget; fine-tune
-    options the user did not give keep the encoder defaults (`encoder_finetune_settings`)."""
+    and loop options the user did not give keep the encoder defaults
+    (`encoder_finetune_settings`, `ENCODER_SCHEDULE`, `ENCODER_STAGES`)."""
     import torch
 
-    from pruning.fidelity import FidelityTask, print_encoder_results, prune_encoder, settings_from_cli
+    import dataclasses
+
+    from pruning.fidelity import (FidelityTask, encoder_finetune_settings, print_encoder_results,
+                                  prune_encoder)
 
     if max_fidelity_drop < 0:
         raise JoulesimError(f"--max-fidelity-drop {max_fidelity_drop:g}: must be >= 0")
     if baselines:
         raise JoulesimError("--baselines: the baselines are for image classifiers; a text model "
                             "is pruned energy-aware only")
-    settings = settings_from_cli(ctx, epochs=finetune_epochs, final_epochs=final_epochs, lr=lr,
-                                 optimizer=optimizer, weight_decay=weight_decay)
-    given = {name: value for name, value in (("schedule", schedule), ("stages", stages))
-             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
+    given = _given(ctx, finetune_epochs=finetune_epochs, final_epochs=final_epochs, lr=lr,
+                   optimizer=optimizer, weight_decay=weight_decay)
+    settings = dataclasses.replace(encoder_finetune_settings(), **{
+        "epochs" if name == "finetune_epochs" else name: value for name, value in given.items()})
     torch.manual_seed(seed)
     task = FidelityTask.for_model(net, settings)
     results = prune_encoder(
         net, cfg, task, model_name=model, out_dir=out_dir, energy_target=energy_target,
         max_fidelity_drop=max_fidelity_drop, granularity=granularity, importance=importance,
         min_saving=min_saving, max_steps=max_steps, resume=resume, seed=seed, batch=batch,
-        seq_len=seq_len, sample_error=sample_error, progress=True, **given)
+        seq_len=seq_len, sample_error=sample_error, progress=True,
+        **_given(ctx, schedule=schedule, stages=stages))
     print_encoder_results(results)
     click.echo(f"wrote {out_dir}/ (model.pt, report.csv, history.csv, breakdown.csv, summary.json, "
                "trajectory.png)")

@@ -311,17 +311,3 @@ def print_encoder_results(results: dict, console=None) -> None:
         console.print(layers)
     print_breakdown(res.breakdown_before, s["seq_len"], after=res.breakdown_after, console=console)
     console.print(stop_line(s))
-
-
-def settings_from_cli(ctx, **options) -> FinetuneSettings:
-    """`joulesim prune`'s fine-tune options for a text model: the encoder defaults
-    (`encoder_finetune_settings`), each replaced by an option the user gave explicitly
-    (`options`: FinetuneSettings field names -> values; `ctx`: the click context)."""
-    import click
-
-    settings = encoder_finetune_settings()
-    for name, value in options.items():
-        param = {"epochs": "finetune_epochs"}.get(name, name)
-        if ctx.get_parameter_source(param) != click.core.ParameterSource.DEFAULT:
-            setattr(settings, name, value)
-    return settings

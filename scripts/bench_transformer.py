@@ -65,17 +65,20 @@ def main():
     ap.add_argument("--max-steps", type=int, default=30)
     ap.add_argument("--schedule", choices=["iterative", "recover"], default=None,
                     help="the pruning loop's fine-tune schedule (default: prune_encoder's)")
-    ap.add_argument("--stages", type=int, default=None,
+    ap.add_argument("--stages", type=int, metavar="N", default=None,
                     help="the pruning loop's stages (default: prune_encoder's)")
     ap.add_argument("--no-prune", action="store_true", help="simulation timings and energies only")
     ap.add_argument("--probe-2of4-ffn", action="store_true",
                     help="instead of pruning: 2:4 on every FFN Linear at once, energy x and fidelity")
     ap.add_argument("--out", default="bench_transformer_out")
     args = ap.parse_args()
+    if args.stages is not None and args.stages < 1:
+        ap.error(f"--stages {args.stages}: must be at least 1")
 
     import torch
 
-    from pruning.fidelity import FidelityTask, print_encoder_results, prune_encoder
+    from pruning.fidelity import (ENCODER_SCHEDULE, ENCODER_STAGES, FidelityTask,
+                                  print_encoder_results, prune_encoder)
     from simulator.config import load_config
     from simulator.errors import JoulesimError
     from simulator.models import load_model
@@ -120,9 +123,8 @@ def main():
                                 out_dir=Path(args.out) / cfg.name, energy_target=args.energy_target,
                                 max_fidelity_drop=args.max_fidelity_drop, max_steps=args.max_steps,
                                 seq_len=args.seq_len, sample_error=args.sample_error,
-                                **{k: v for k, v in (("schedule", args.schedule),
-                                                     ("stages", args.stages)) if v is not None}
-                                )["energy-aware"]
+                                schedule=args.schedule or ENCODER_SCHEDULE,
+                                stages=args.stages or ENCODER_STAGES)["energy-aware"]
             print_encoder_results({"energy-aware": res})
             sm = res.summary
             row.update(reduction_x=sm["energy_reduction_x"], fidelity=sm["fidelity_after"],
