@@ -282,8 +282,10 @@ class EnergyAwarePruner:
         state["candidates"].extend({k: v for k, v in r.items() if k != "candidate"} for r in rows)
         admissible = [r for r in rows if r["score"] is not None]
         if not admissible:
+            n = len(state["blocked"])
+            ruled_out = f" ({n} undone step{'s' * (n != 1)} ruled out)" if n else ""
             return (f"no candidate saves at least {self.min_saving:.1%} of the dense energy on "
-                    f"{self.meter.cfg.name}")
+                    f"{self.meter.cfg.name}{ruled_out}")
         best = max(admissible, key=lambda r: r["score"])
         cand: Candidate = best["candidate"]
         trial, masks = copy.deepcopy(state["model"]), {k: v.clone() for k, v in state["masks"].items()}
@@ -305,7 +307,8 @@ class EnergyAwarePruner:
             state["decisions"].setdefault(cand.layer, []).append(f"{cand.granularity} {cand.detail}")
             state["reasons"][cand.layer] = self._why(best, rows)
         else:
-            state["blocked"].append([cand.layer, cand.granularity, cand.amount])   # gentler steps stay open
+            # gentler steps stay open; the cost decides whether a later stage opens this one again
+            state["blocked"].append([cand.layer, cand.granularity, cand.amount, state["val_acc"] - acc])
             state["rejections"] += 1
         state["step"] += 1
         state["wall_s"] += time.perf_counter() - t0
@@ -326,11 +329,25 @@ class EnergyAwarePruner:
                 if state["stage"] >= self.stages or state["stop_reason"].startswith(FINAL_STOPS):
                     break
                 state["stage"] += 1
-                state["rejections"], state["blocked"], state["stop_reason"] = 0, [], None
+                kept = self._reopen(state)
                 self._save(state)
                 if console:
-                    console.print(f"stage {state['stage']}: going on from the fine-tuned model")
+                    still = (f"; {kept} undone step{'s' * (kept != 1)} cost more than the "
+                             f"{100 * self._budget_left(state):.2f} pt left and stay ruled out" if kept else "")
+                    console.print(f"stage {state['stage']}: going on from the fine-tuned model{still}")
         return self._result(state, time.perf_counter() - t_start)
+
+    def _budget_left(self, state: dict) -> float:
+        return state["val_acc"] - (state["val_acc_dense"] - self.max_acc_drop)
+
+    def _reopen(self, state: dict) -> int:
+        """Start a stage: the undone steps open again, except those that cost more accuracy
+        than the whole budget the stage starts with (they would be undone again and spend
+        three of its tries). Returns how many stay ruled out."""
+        left = self._budget_left(state)
+        state["blocked"] = [b for b in state["blocked"] if len(b) > 3 and b[3] > left + 1e-9]
+        state["rejections"], state["stop_reason"] = 0, None
+        return len(state["blocked"])
 
     def _run_stage(self, state: dict, bar, task, console) -> None:
         while state["stop_reason"] is None:

@@ -57,12 +57,17 @@ def _timed_simulation(model, inputs, cfg, sample_error):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--configs", nargs="+", default=[str(c) for c in CONFIGS])
-    ap.add_argument("--seq-len", type=int, default=128)
-    ap.add_argument("--sample-error", type=float, default=0.05)
-    ap.add_argument("--energy-target", type=float, default=0.6)
-    ap.add_argument("--max-fidelity-drop", type=float, default=0.02)
-    ap.add_argument("--max-steps", type=int, default=30)
+    ap.add_argument("--configs", nargs="+", default=[str(c) for c in CONFIGS], metavar="YAML",
+                    help="hardware configs, one result row each (default: "
+                    + " and ".join(c.stem for c in CONFIGS) + ")")
+    ap.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default: %(default)s)")
+    ap.add_argument("--sample-error", type=float, default=0.05,
+                    help="relative error bound of the sampled simulation (default: %(default)s)")
+    ap.add_argument("--energy-target", type=float, default=0.6,
+                    help="stop pruning at this fraction of the dense energy (default: %(default)s)")
+    ap.add_argument("--max-fidelity-drop", type=float, default=0.02,
+                    help="budget: mean cosine fidelity may fall this far below 1 (default: %(default)s)")
+    ap.add_argument("--max-steps", type=int, default=30, help="pruning steps at most (default: %(default)s)")
     ap.add_argument("--schedule", choices=["iterative", "recover"], default=None,
                     help="the pruning loop's fine-tune schedule (default: prune_encoder's)")
     ap.add_argument("--stages", type=int, metavar="N", default=None,
@@ -70,7 +75,8 @@ def main():
     ap.add_argument("--no-prune", action="store_true", help="simulation timings and energies only")
     ap.add_argument("--probe-2of4-ffn", action="store_true",
                     help="instead of pruning: 2:4 on every FFN Linear at once, energy x and fidelity")
-    ap.add_argument("--out", default="bench_transformer_out")
+    ap.add_argument("--out", default="bench_transformer_out",
+                    help="folder for the per-config pruning results (default: %(default)s)")
     args = ap.parse_args()
     if args.stages is not None and args.stages < 1:
         ap.error(f"--stages {args.stages}: must be at least 1")

@@ -207,11 +207,12 @@ def test_final_finetune_runs_once_on_the_finished_model_keeping_its_masks(dense_
 
 class _RecoveringTask:
     """Accuracy falls by half the fraction of weights pruned since the last final
-    fine-tune, and the final fine-tune wins it all back: the budget a stage spends, the
-    next one gets again."""
+    fine-tune, and the final fine-tune wins back up to `gives_back` of what is lost (by
+    default all of it: the budget a stage spends, the next one gets again)."""
 
-    def __init__(self, model):
+    def __init__(self, model, gives_back=1.0):
         self.total = self.base = self.kept(model)
+        self.gives_back, self.lost = gives_back, 0.0
         self.finals = []
 
     @staticmethod
@@ -219,18 +220,19 @@ class _RecoveringTask:
         return sum(int((m.weight != 0).sum()) for m in model.modules() if isinstance(m, torch.nn.Linear))
 
     def evaluate(self, model):
-        return 1.0 - 0.5 * (self.base - self.kept(model)) / self.total
+        return 1.0 - self.lost - 0.5 * (self.base - self.kept(model)) / self.total
 
     def finetune(self, model, masks, seed):
         pass
 
     def final(self, model, masks, seed):
+        self.lost = max(0.0, 1.0 - self.evaluate(model) - self.gives_back)
         self.base = self.kept(model)
         self.finals.append((self.base, seed))
 
 
-def _staged(model, tmp_path, stages, **kw):
-    stub = _RecoveringTask(model)
+def _staged(model, tmp_path, stages, gives_back=1.0, **kw):
+    stub = _RecoveringTask(model, gives_back)
     pruner = EnergyAwarePruner(copy.deepcopy(model), make_config(),
                                torch.randn(64, 64, generator=torch.Generator().manual_seed(0)),
                                evaluate=stub.evaluate, finetune=stub.finetune, final_finetune=stub.final,
@@ -275,6 +277,35 @@ def test_a_later_stage_goes_on_from_the_final_finetune_with_the_budget_it_freed(
     assert resumed.summary["final_finetunes"] == two.summary["final_finetunes"]
     with pytest.raises(JoulesimError, match="stages 0"):
         _staged(model, tmp_path / "zero", 0)
+
+
+def test_a_later_stage_keeps_ruled_out_the_steps_that_cost_more_than_its_whole_budget(tmp_path):
+    # The final fine-tune wins back only 0.05: a stage starts with far less than the
+    # 0.3 budget, so the steps undone for costing more than that should stay ruled out.
+    res, _ = _staged(mlp(), tmp_path, 4, gives_back=0.05)
+    res = res.run()
+    finals = res.summary["final_finetunes"]
+    assert len(finals) >= 3
+    start = {f["after_step"] + 1: f["val_acc_after"] - (1 - 0.3) for f in finals}   # step -> budget
+    undone, budgets, prev, reopened_and_taken = [], [], 1.0, 0
+    for row in res.history.itertuples():
+        if row.step in start:
+            budgets.append(start[row.step])
+            prev = start[row.step] + (1 - 0.3)
+        wide, narrow = (int(n) for n in row.detail.split()[0].split("->"))
+        amount, cost = (wide - narrow) / wide, prev - row.val_acc_after
+        for u in undone:            # ruled out if it cost more than every budget since it was undone
+            if budgets[u["stage"]:] and all(u["cost"] > b for b in budgets[u["stage"]:]):
+                assert not (row.layer == u["layer"] and amount >= u["amount"] - 1e-9), (row, u)
+        if row.accepted:
+            prev = row.val_acc_after
+            reopened_and_taken += any(u["detail"] == row.detail and u["stage"] < len(budgets)
+                                      for u in undone)
+        else:
+            undone.append({"stage": len(budgets), "layer": row.layer, "amount": amount,
+                           "cost": cost, "detail": row.detail})
+    assert any(u["cost"] > max(budgets) for u in undone)        # the rule had something to rule out
+    assert reopened_and_taken                                    # and a cheap undone step came back
 
 
 def test_baselines_run_with_the_same_budget(dense_mlp, task):
