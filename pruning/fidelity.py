@@ -47,8 +47,8 @@ LAYER_LOSS_WEIGHT = 1.0           # of the layer-output term in the distillation
 EMBED_BATCH = 64
 # The loop's defaults for an encoder (prune_encoder, joulesim prune). MiniLM, budget 0.02
 # (bench_transformer, 2026-12-04): on the 2:4 array iterative 1.21x, recover 1.26x, recover in
-# three stages 1.33x (the third kept nothing); on the TPU-like array iterative 1.32x, recover in
-# stages 1.37x (the second kept nothing); docs/transformers.md.
+# three stages 1.37x; on the TPU-like array iterative 1.32x, recover in three stages 1.47x (each
+# later stage keeps the steps too costly for its budget ruled out); docs/transformers.md.
 ENCODER_SCHEDULE = "recover"
 ENCODER_STAGES = 3
 
