@@ -152,9 +152,9 @@ def _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity
     """The text branch of `prune`: fidelity on the shipped sentences is the budget; fine-tune
     and loop options the user did not give keep the encoder defaults
     (`encoder_finetune_settings`, `ENCODER_SCHEDULE`, `ENCODER_STAGES`)."""
-    import torch
-
     import dataclasses
+
+    import torch
 
     from pruning.fidelity import (FidelityTask, encoder_finetune_settings, print_encoder_results,
                                   prune_encoder)

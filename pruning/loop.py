@@ -84,7 +84,8 @@ class EnergyAwarePruner:
     stages: with a final fine-tune, how many times the loop may run. When a stage ends
     for want of accuracy (the budget spent, or every candidate left was rejected), the
     final fine-tune recovers the model and the next stage goes on from it with the budget
-    it freed, rejected steps open again. A stage that keeps no step, the energy target or
+    it freed; rejected steps open again, except those that cost more accuracy than that
+    whole budget. A stage that keeps no step, the energy target or
     the step limit ends the run; the final fine-tune runs again only on steps kept after
     its last run.
     """
@@ -171,6 +172,9 @@ class EnergyAwarePruner:
             state["final_finetunes"] = [] if before is None else [
                 {"stage": 1, "after_step": state["step"], "val_acc_before": before,
                  "val_acc_after": state["val_acc"]}]
+        for b in state["blocked"]:      # rejected before their cost was kept: the next stage opens them
+            if len(b) == 3:
+                b.append(0.0)
         return state
 
     def _save(self, state: dict) -> None:
@@ -345,7 +349,7 @@ class EnergyAwarePruner:
         than the whole budget the stage starts with (they would be undone again and spend
         three of its tries). Returns how many stay ruled out."""
         left = self._budget_left(state)
-        state["blocked"] = [b for b in state["blocked"] if len(b) > 3 and b[3] > left + 1e-9]
+        state["blocked"] = [b for b in state["blocked"] if b[3] > left + 1e-9]
         state["rejections"], state["stop_reason"] = 0, None
         return len(state["blocked"])
 

@@ -55,9 +55,10 @@ def stop_line(summary: dict) -> str:
     fine-tune gave back (validation accuracy or fidelity, as fractions)."""
     line = (f"stopped: {summary['stop_reason']} after {summary['steps']} steps "
             f"({summary['steps_accepted']} kept), {summary['wall_s']:.0f} s")
-    for f in (summary.get("final_finetunes") or ()) if summary.get("stages", 1) > 1 else ():
-        line += (f"\nstage {f['stage']}: final fine-tune after step {f['after_step']}, validation "
-                 f"{f['val_acc_before']:.4f} -> {f['val_acc_after']:.4f}")
+    if summary.get("stages", 1) > 1:
+        for f in summary["final_finetunes"]:
+            line += (f"\nstage {f['stage']}: final fine-tune after step {f['after_step']}, "
+                     f"validation {f['val_acc_before']:.4f} -> {f['val_acc_after']:.4f}")
     return line
 
 
