@@ -74,7 +74,9 @@ from simulator.errors import JoulesimError
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output directory [default: prune_out/MODEL_CONFIG]: model.pt, report.csv, "
                    "history.csv, candidates.csv, summary.json, trajectory.png, checkpoint.pt.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last completed step.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last completed step; with a larger "
+                   "--stages, a finished run goes on with the next stage.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the fine-tune batches and dropout (a resumed run reproduces an uninterrupted one).")
 @click.pass_context

@@ -160,7 +160,7 @@ class EnergyAwarePruner:
         fill = {"stages": 1}     # keys written only when not at their default
         for key in sorted(set(old) | set(self.fingerprint)):
             was, now = old.get(key, fill.get(key)), self.fingerprint.get(key, fill.get(key))
-            if was != now:
+            if was != now and key != "stages":     # more stages go on from where the run ended
                 raise JoulesimError(f"--resume {self.out_dir}: that run used {key} {was}, this one {now}")
         try:
             state = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -175,6 +175,11 @@ class EnergyAwarePruner:
         for b in state["blocked"]:      # rejected before their cost was kept: the next stage opens them
             if len(b) == 3:
                 b.append(0.0)
+        if state["stage"] > self.stages:
+            raise JoulesimError(f"--resume {self.out_dir}: that run already reached stage {state['stage']}; "
+                                f"stages {self.stages} cannot take it back (give {state['stage']} or more)")
+        if old.get("stages", 1) != self.stages:
+            atomic_write(run_file, lambda p: Path(p).write_text(json.dumps(self.fingerprint, indent=2) + "\n"))
         return state
 
     def _save(self, state: dict) -> None:
@@ -326,20 +331,28 @@ class EnergyAwarePruner:
         console = _console() if self.progress else None
         with progress_bar(self.progress) as bar:
             task = bar.add_task("pruning", total=None) if bar else None
-            while True:
+            while self._stage_open(state, console):
                 self._run_stage(state, bar, task, console)
                 if not self._final_finetune(state, bar, task, console):
                     break           # nothing new to recover: the last stage kept no step
-                if state["stage"] >= self.stages or state["stop_reason"].startswith(FINAL_STOPS):
-                    break
-                state["stage"] += 1
-                kept = self._reopen(state)
-                self._save(state)
-                if console:
-                    still = (f"; {kept} undone step{'s' * (kept != 1)} cost more than the "
-                             f"{100 * self._budget_left(state):.2f} pt left and stay ruled out" if kept else "")
-                    console.print(f"stage {state['stage']}: going on from the fine-tuned model{still}")
         return self._result(state, time.perf_counter() - t_start)
+
+    def _stage_open(self, state: dict, console) -> bool:
+        """True while the current stage has not had its final fine-tune; after it, opens the
+        next stage when one is left (also for a finished run resumed with more stages)."""
+        done = state["final_finetunes"]
+        if not done or done[-1]["stage"] != state["stage"]:
+            return True
+        if state["stage"] >= self.stages or state["stop_reason"].startswith(FINAL_STOPS):
+            return False
+        state["stage"] += 1
+        kept = self._reopen(state)
+        self._save(state)
+        if console:
+            still = (f"; {kept} undone step{'s' * (kept != 1)} cost more than the "
+                     f"{100 * self._budget_left(state):.2f} pt left and stay ruled out" if kept else "")
+            console.print(f"stage {state['stage']}: going on from the fine-tuned model{still}")
+        return True
 
     def _budget_left(self, state: dict) -> float:
         return state["val_acc"] - (state["val_acc_dense"] - self.max_acc_drop)

@@ -27,7 +27,7 @@ budget is up against.
 
     python scripts/bench_transformer.py [--configs A.yaml B.yaml] [--seq-len 128]
         [--energy-target 0.6] [--max-fidelity-drop 0.02] [--max-steps 30]
-        [--schedule iterative|recover] [--stages N] [--no-prune] [--probe-2of4-ffn]
+        [--schedule iterative|recover] [--stages N] [--resume] [--no-prune] [--probe-2of4-ffn]
 """
 from __future__ import annotations
 
@@ -72,6 +72,9 @@ def main():
                     help="the pruning loop's fine-tune schedule (default: prune_encoder's)")
     ap.add_argument("--stages", type=int, metavar="N", default=None,
                     help="the pruning loop's stages (default: prune_encoder's)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue each config's run in --out from its last completed step; with a "
+                    "larger --stages, a finished run goes on with the next stage (default: off)")
     ap.add_argument("--no-prune", action="store_true", help="simulation timings and energies only")
     ap.add_argument("--probe-2of4-ffn", action="store_true",
                     help="instead of pruning: 2:4 on every FFN Linear at once, energy x and fidelity")
@@ -80,6 +83,8 @@ def main():
     args = ap.parse_args()
     if args.stages is not None and args.stages < 1:
         ap.error(f"--stages {args.stages}: must be at least 1")
+    if args.resume and (args.no_prune or args.probe_2of4_ffn):
+        ap.error("--resume continues a pruning run; it does not go with --no-prune or --probe-2of4-ffn")
 
     import torch
 
@@ -130,7 +135,7 @@ def main():
                                 max_fidelity_drop=args.max_fidelity_drop, max_steps=args.max_steps,
                                 seq_len=args.seq_len, sample_error=args.sample_error,
                                 schedule=args.schedule or ENCODER_SCHEDULE,
-                                stages=args.stages or ENCODER_STAGES)["energy-aware"]
+                                stages=args.stages or ENCODER_STAGES, resume=args.resume)["energy-aware"]
             print_encoder_results({"energy-aware": res})
             sm = res.summary
             row.update(reduction_x=sm["energy_reduction_x"], fidelity=sm["fidelity_after"],

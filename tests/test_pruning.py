@@ -231,8 +231,8 @@ class _RecoveringTask:
         self.finals.append((self.base, seed))
 
 
-def _staged(model, tmp_path, stages, gives_back=1.0, **kw):
-    stub = _RecoveringTask(model, gives_back)
+def _staged(model, tmp_path, stages, gives_back=1.0, stub=None, **kw):
+    stub = stub or _RecoveringTask(model, gives_back)
     pruner = EnergyAwarePruner(copy.deepcopy(model), make_config(),
                                torch.randn(64, 64, generator=torch.Generator().manual_seed(0)),
                                evaluate=stub.evaluate, finetune=stub.finetune, final_finetune=stub.final,
@@ -241,12 +241,21 @@ def _staged(model, tmp_path, stages, gives_back=1.0, **kw):
     return pruner, stub
 
 
-def test_a_later_stage_goes_on_from_the_final_finetune_with_the_budget_it_freed(tmp_path):
-    model = mlp()
-    one, stub1 = _staged(model, tmp_path / "one", 1)
-    one = one.run()
-    two, stub2 = _staged(model, tmp_path / "two", 3)
-    two = two.run()
+@pytest.fixture(scope="module")
+def staged_runs(tmp_path_factory):
+    """The same model pruned in one stage and in up to three: (model, out dir, stub, result)
+    of each."""
+    model, d = mlp(), tmp_path_factory.mktemp("staged")
+    runs = {}
+    for stages in (1, 3):
+        pruner, stub = _staged(model, d / str(stages), stages)
+        runs[stages] = (model, d / str(stages), stub, pruner.run())
+    return runs
+
+
+def test_a_later_stage_goes_on_from_the_final_finetune_with_the_budget_it_freed(staged_runs, tmp_path):
+    model, _, stub1, one = staged_runs[1]
+    *_, stub2, two = staged_runs[3]
     assert len(stub1.finals) == 1 and len(stub2.finals) == 2       # stage 3 kept nothing: no third
     first = two.summary["final_finetunes"][0]["after_step"]
     cols = ["step", "layer", "detail", "accepted", "energy_after_uj", "val_acc_after"]
@@ -306,6 +315,22 @@ def test_a_later_stage_keeps_ruled_out_the_steps_that_cost_more_than_its_whole_b
                            "cost": cost, "detail": row.detail})
     assert any(u["cost"] > max(budgets) for u in undone)        # the rule had something to rule out
     assert reopened_and_taken                                    # and a cheap undone step came back
+
+
+def test_a_finished_run_resumed_with_more_stages_goes_on_as_an_uninterrupted_one(staged_runs):
+    model, out, stub, one = staged_runs[1]      # continued in place: the one-stage run's last test
+    fresh = staged_runs[3][3]
+    assert len(fresh.history) > len(one.history)        # the later stages took steps
+    with pytest.raises(JoulesimError, match="that run used seed 0, this one 1"):
+        _staged(model, out, 3, stub=stub, resume=True, seed=1)[0].run()
+    more = _staged(model, out, 3, stub=stub, resume=True)[0].run()
+    cols = ["step", "layer", "detail", "accepted", "energy_after_uj", "val_acc_after"]
+    assert more.history[cols].equals(fresh.history[cols])
+    for key in ("energy_after_uj", "val_acc_after", "stages", "final_finetunes", "stop_reason"):
+        assert more.summary[key] == fresh.summary[key], key
+    assert json.loads((out / "run.json").read_text())["stages"] == 3
+    with pytest.raises(JoulesimError, match="already reached stage 3"):
+        _staged(model, out, 2, stub=stub, resume=True)[0].run()
 
 
 def test_baselines_run_with_the_same_budget(dense_mlp, task):
