@@ -45,7 +45,10 @@ from simulator.errors import JoulesimError
 @click.option("--stages", type=click.IntRange(min=1), default=1, show_default=True,
               help="Prune in up to this many stages: when one ends with the budget spent, the "
                    "final fine-tune recovers the model and the next goes on from it (a stage "
-                   "that keeps no step ends the run). Text models, unless given: 3.")
+                   "that keeps no step ends the run). Text models, unless given: 5.")
+@click.option("--closing", type=click.IntRange(min=0), default=0, show_default=True,
+              help="After the last stage, run the final fine-tune this many more times on the "
+                   "finished model. Text models, unless given: 1.")
 @click.option("--finetune-epochs", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Fine-tune per step, in epochs of the training split (fractions allowed; 0 = none). "
                    "Text models, unless given: 0.2 passes over their training texts.")
@@ -81,8 +84,8 @@ from simulator.errors import JoulesimError
               help="Seed of the fine-tune batches and dropout (a resumed run reproduces an uninterrupted one).")
 @click.pass_context
 def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_fidelity_drop,
-          seq_len, granularity, importance, schedule, stages, finetune_epochs, final_epochs, lr,
-          optimizer, weight_decay, distill, min_saving, max_steps, batch, sample_error, baselines,
+          seq_len, granularity, importance, schedule, stages, closing, finetune_epochs, final_epochs,
+          lr, optimizer, weight_decay, distill, min_saving, max_steps, batch, sample_error, baselines,
           out_dir, resume, seed):
     """Prune MODEL so that it saves energy on this hardware, with the simulator in the loop.
 
@@ -116,9 +119,9 @@ def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_
         out_dir = out_dir or str(Path("prune_out") / f"{Path(model).stem}_{cfg.name}")
         if is_text_model(net):
             _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity_drop,
-                              seq_len, granularity, importance, schedule, stages, finetune_epochs,
-                              final_epochs, lr, optimizer, weight_decay, min_saving, max_steps,
-                              batch, sample_error, baselines, resume, seed)
+                              seq_len, granularity, importance, schedule, stages, closing,
+                              finetune_epochs, final_epochs, lr, optimizer, weight_decay, min_saving,
+                              max_steps, batch, sample_error, baselines, resume, seed)
             return
         settings = FinetuneSettings(epochs=finetune_epochs, final_epochs=final_epochs, lr=lr,
                                     weight_decay=weight_decay, optimizer=optimizer, distill=distill)
@@ -127,9 +130,9 @@ def prune(ctx, model, hw_path, data, data_dir, energy_target, max_acc_drop, max_
         results = prune_classifier(
             net, cfg, task, model_name=model, out_dir=out_dir, energy_target=energy_target,
             max_acc_drop=max_acc_drop, granularity=granularity, importance=importance,
-            schedule=schedule, stages=stages, min_saving=min_saving, max_steps=max_steps,
-            resume=resume, seed=seed, batch=batch, sample_error=sample_error, baselines=baselines,
-            progress=True)
+            schedule=schedule, stages=stages, closing=closing, min_saving=min_saving,
+            max_steps=max_steps, resume=resume, seed=seed, batch=batch, sample_error=sample_error,
+            baselines=baselines, progress=True)
     except JoulesimError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -148,12 +151,12 @@ def _given(ctx, **params) -> dict:
 
 
 def _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity_drop, seq_len,
-                      granularity, importance, schedule, stages, finetune_epochs, final_epochs, lr,
-                      optimizer, weight_decay, min_saving, max_steps, batch, sample_error,
+                      granularity, importance, schedule, stages, closing, finetune_epochs,
+                      final_epochs, lr, optimizer, weight_decay, min_saving, max_steps, batch, sample_error,
                       baselines, resume, seed):
     """The text branch of `prune`: fidelity on the shipped sentences is the budget; fine-tune
     and loop options the user did not give keep the encoder defaults
-    (`encoder_finetune_settings`, `ENCODER_SCHEDULE`, `ENCODER_STAGES`)."""
+    (`encoder_finetune_settings`, `ENCODER_SCHEDULE`, `ENCODER_STAGES`, `ENCODER_CLOSING`)."""
     import dataclasses
 
     import torch
@@ -177,7 +180,7 @@ def _prune_text_model(ctx, net, cfg, model, out_dir, energy_target, max_fidelity
         max_fidelity_drop=max_fidelity_drop, granularity=granularity, importance=importance,
         min_saving=min_saving, max_steps=max_steps, resume=resume, seed=seed, batch=batch,
         seq_len=seq_len, sample_error=sample_error, progress=True,
-        **_given(ctx, schedule=schedule, stages=stages))
+        **_given(ctx, schedule=schedule, stages=stages, closing=closing))
     print_encoder_results(results)
     click.echo(f"wrote {out_dir}/ (model.pt, report.csv, history.csv, breakdown.csv, summary.json, "
                "trajectory.png)")

@@ -43,6 +43,7 @@ PROBE_LOSS_BUDGETS = 5   # a candidate losing more than 5 budgets on the probe (
 MIN_PROBE_LOSS_LIMIT = 0.05   # ... and more than 5 points is not tried
 SCHEDULES = ("iterative", "recover")
 FINAL_SEED_OFFSET = 1_000_003   # the final fine-tune's seed: seed + this (no step's seed)
+CLOSING_SEED_OFFSET = 2_000_003  # a closing fine-tune's seed: seed + this + its index
 FINAL_STOPS = ("energy target met", "step limit")   # stop reasons no later stage can lift
 CHECKPOINT = "checkpoint.pt"
 RUN_FILE = "run.json"
@@ -88,6 +89,8 @@ class EnergyAwarePruner:
     whole budget. A stage that keeps no step, the energy target or
     the step limit ends the run; the final fine-tune runs again only on steps kept after
     its last run.
+    closing: after the last stage, the final fine-tune runs this many more times on the
+    finished model, each with its own seed (more recovery where no stage is left to use it).
     """
 
     def __init__(self, model: nn.Module, hw, example_inputs, *, evaluate: Callable,
@@ -97,7 +100,8 @@ class EnergyAwarePruner:
                  max_acc_drop: float = 0.01, granularity="auto", importance: str = "l1",
                  calibration=None, min_saving: float = 0.005, layers_per_step: int = 3,
                  max_steps: int = 40, max_rejections: int = 3, schedule: str = "iterative",
-                 recover_rounds: int = 3, stages: int = 1, out_dir=None, resume: bool = False,
+                 recover_rounds: int = 3, stages: int = 1, closing: int = 0, out_dir=None,
+                 resume: bool = False,
                  seed: int = 0, sample_error: Optional[float] = None, progress: bool = False,
                  on_step: Optional[Callable] = None, model_name: Optional[str] = None):
         if not (0 < energy_target <= 1):
@@ -108,6 +112,8 @@ class EnergyAwarePruner:
             raise JoulesimError(f"schedule {schedule!r}: allowed {', '.join(SCHEDULES)}")
         if stages < 1:
             raise JoulesimError(f"stages {stages}: must be at least 1")
+        if closing < 0:
+            raise JoulesimError(f"closing fine-tunes {closing}: must be at least 0")
         if resume and out_dir is None:
             raise JoulesimError("resume needs the output directory of the run to resume")
         self.granularities = parse_granularities(granularity)
@@ -128,6 +134,7 @@ class EnergyAwarePruner:
         self.max_steps, self.max_rejections = max_steps, max_rejections
         self.schedule, self.recover_rounds = schedule, recover_rounds
         self.stages = stages if final_finetune is not None else 1
+        self.closing = closing if final_finetune is not None else 0
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.resume, self.seed, self.progress, self.on_step = resume, seed, progress, on_step
         self.name = model_name or type(model).__name__
@@ -141,6 +148,8 @@ class EnergyAwarePruner:
             "importance": importance, "schedule": schedule, "seed": seed}
         if self.stages > 1:
             self.fingerprint["stages"] = self.stages
+        if self.closing:
+            self.fingerprint["closing"] = self.closing
 
     # ------------------------------------------------------------------ state
     def _check_resume(self) -> Optional[dict]:
@@ -157,10 +166,10 @@ class EnergyAwarePruner:
                 raise JoulesimError(
                     f"--resume {self.out_dir}: that run pruned {old.get('model')} on {old.get('config')}; "
                     f"this one is {self.name} on {self.fingerprint['config']} (different {what})")
-        fill = {"stages": 1}     # keys written only when not at their default
+        fill = {"stages": 1, "closing": 0}     # keys written only when not at their default
         for key in sorted(set(old) | set(self.fingerprint)):
             was, now = old.get(key, fill.get(key)), self.fingerprint.get(key, fill.get(key))
-            if was != now and key != "stages":     # more stages go on from where the run ended
+            if was != now and key not in ("stages", "closing"):   # both go on from where it ended
                 raise JoulesimError(f"--resume {self.out_dir}: that run used {key} {was}, this one {now}")
         try:
             state = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -178,7 +187,8 @@ class EnergyAwarePruner:
         if state["stage"] > self.stages:
             raise JoulesimError(f"--resume {self.out_dir}: that run already reached stage {state['stage']}; "
                                 f"stages {self.stages} cannot take it back (give {state['stage']} or more)")
-        if old.get("stages", 1) != self.stages:
+        state.setdefault("closing_finetunes", [])
+        if (old.get("stages", 1), old.get("closing", 0)) != (self.stages, self.closing):
             atomic_write(run_file, lambda p: Path(p).write_text(json.dumps(self.fingerprint, indent=2) + "\n"))
         return state
 
@@ -201,7 +211,7 @@ class EnergyAwarePruner:
                  "masks": {}, "history": [], "candidates": [], "blocked": [], "rejections": 0,
                  "decisions": {}, "reasons": {}, "dense_energy_uj": dense.energy_uj,
                  "val_acc_dense": acc, "val_acc": acc, "finetune_calls": 0, "wall_s": 0.0,
-                 "stop_reason": None, "stage": 1, "final_finetunes": []}
+                 "stop_reason": None, "stage": 1, "final_finetunes": [], "closing_finetunes": []}
         self._save(state)
         return state
 
@@ -335,6 +345,7 @@ class EnergyAwarePruner:
                 self._run_stage(state, bar, task, console)
                 if not self._final_finetune(state, bar, task, console):
                     break           # nothing new to recover: the last stage kept no step
+            self._close(state, bar, task, console)
         return self._result(state, time.perf_counter() - t_start)
 
     def _stage_open(self, state: dict, console) -> bool:
@@ -413,6 +424,27 @@ class EnergyAwarePruner:
             console.print(f"final fine-tune{stage}: val acc {before:.2%} -> {state['val_acc']:.2%}")
         return True
 
+    def _close(self, state: dict, bar, task, console) -> None:
+        """The closing fine-tunes of the finished model: the final fine-tune `closing` times
+        more, counted from the last kept step (a run resumed with more closing ones adds the
+        difference; one whose later stage kept nothing does not repeat them)."""
+        kept = [h["step"] for h in state["history"] if h["accepted"]]
+        if not kept:
+            return
+        closed = state["closing_finetunes"]
+        while sum(c["after_step"] == kept[-1] for c in closed) < self.closing:
+            if bar:
+                bar.update(task, description="closing fine-tune of the pruned model")
+            before = state["val_acc"]
+            self.final_finetune(state["model"], state["masks"], self.seed + CLOSING_SEED_OFFSET + len(closed))
+            apply_masks(state["model"], state["masks"])
+            state["finetune_calls"] += 1
+            state["val_acc"] = self.evaluate(state["model"])
+            closed.append({"after_step": kept[-1], "val_acc_before": before, "val_acc_after": state["val_acc"]})
+            self._save(state)
+            if console:
+                console.print(f"closing fine-tune: val acc {before:.2%} -> {state['val_acc']:.2%}")
+
     def _result(self, state: dict, wall_s: float) -> PruneResult:
         dense, model = state["dense_model"], state["model"]
         apply_masks(model, state["masks"])
@@ -433,6 +465,7 @@ class EnergyAwarePruner:
             "val_acc_before_final_finetune": (state["final_finetunes"][-1]["val_acc_before"]
                                               if state["final_finetunes"] else None),
             "stages": state["stage"], "final_finetunes": state["final_finetunes"],
+            "closing_finetunes": state["closing_finetunes"],
             "stop_reason": state["stop_reason"], "steps": state["step"],
             "steps_accepted": int(history["accepted"].sum()) if not history.empty else 0,
             "finetune_calls": state["finetune_calls"], "simulations": self.meter.calls,

@@ -52,13 +52,17 @@ class PruneResult:
 
 def stop_line(summary: dict) -> str:
     """Why and when the loop stopped and, for a run in stages, what each stage's final
-    fine-tune gave back (validation accuracy or fidelity, as fractions)."""
+    fine-tune gave back, then each closing fine-tune (validation accuracy or fidelity, as
+    fractions)."""
     line = (f"stopped: {summary['stop_reason']} after {summary['steps']} steps "
             f"({summary['steps_accepted']} kept), {summary['wall_s']:.0f} s")
     if summary.get("stages", 1) > 1:
         for f in summary["final_finetunes"]:
             line += (f"\nstage {f['stage']}: final fine-tune after step {f['after_step']}, "
                      f"validation {f['val_acc_before']:.4f} -> {f['val_acc_after']:.4f}")
+    for f in summary.get("closing_finetunes", []):
+        line += (f"\nclosing fine-tune after step {f['after_step']}: "
+                 f"validation {f['val_acc_before']:.4f} -> {f['val_acc_after']:.4f}")
     return line
 
 

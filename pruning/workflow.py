@@ -25,7 +25,7 @@ from simulator.report import atomic_write
 def prune_classifier(model: nn.Module, hw, task: ClassificationTask, *, model_name: str,
                      out_dir=None, energy_target: float = 0.4, max_acc_drop: float = 0.01,
                      granularity="auto", importance: str = "l1", schedule: str = "iterative",
-                     stages: int = 1, min_saving: float = 0.005, max_steps: int = 40,
+                     stages: int = 1, closing: int = 0, min_saving: float = 0.005, max_steps: int = 40,
                      resume: bool = False, seed: int = 0, batch: int = 1, sample_error=None,
                      baselines: bool = False, progress: bool = False) -> dict[str, PruneResult]:
     """Prune `model` for `hw` on `task`; returns {method: PruneResult}."""
@@ -37,7 +37,7 @@ def prune_classifier(model: nn.Module, hw, task: ClassificationTask, *, model_na
     pruner = EnergyAwarePruner(
         model, hw, inputs, probe=task.probe, calibration=task.calibration(),
         energy_target=energy_target, max_acc_drop=max_acc_drop, granularity=granularity,
-        importance=importance, schedule=schedule, stages=stages, min_saving=min_saving,
+        importance=importance, schedule=schedule, stages=stages, closing=closing, min_saving=min_saving,
         max_steps=max_steps, out_dir=out_dir, resume=resume, seed=seed, sample_error=sample_error,
         progress=progress, model_name=model_name, **common)
     results = {"energy-aware": pruner.run()}

@@ -10,7 +10,7 @@ TPU v1-like 256x256 array and the 32x32 array with 2:4 support), on one
   - energy per sequence and per token (µJ), attention / FFN shares;
   - energy-aware pruning (`pruning.fidelity.prune_encoder`: heads, FFN
     neurons, N:M, unstructured; sampled simulation; the encoder's loop
-    defaults unless --schedule / --stages), energy target
+    defaults unless --schedule / --stages / --closing), energy target
     --energy-target, fidelity budget --max-fidelity-drop: energy before and
     after (µJ per sequence), reduction ×, fidelity on the test sentences,
     steps and wall time, and the breakdown by encoder layer and part.
@@ -26,8 +26,9 @@ distillation (`FinetuneSettings.final_epochs` passes) — what the fidelity
 budget is up against.
 
     python scripts/bench_transformer.py [--configs A.yaml B.yaml] [--seq-len 128]
-        [--energy-target 0.6] [--max-fidelity-drop 0.02] [--max-steps 30]
-        [--schedule iterative|recover] [--stages N] [--resume] [--no-prune] [--probe-2of4-ffn]
+        [--energy-target 0.6] [--max-fidelity-drop 0.02] [--max-steps 40]
+        [--schedule iterative|recover] [--stages N] [--closing N] [--resume] [--no-prune]
+        [--probe-2of4-ffn]
 """
 from __future__ import annotations
 
@@ -67,11 +68,14 @@ def main():
                     help="stop pruning at this fraction of the dense energy (default: %(default)s)")
     ap.add_argument("--max-fidelity-drop", type=float, default=0.02,
                     help="budget: mean cosine fidelity may fall this far below 1 (default: %(default)s)")
-    ap.add_argument("--max-steps", type=int, default=30, help="pruning steps at most (default: %(default)s)")
+    ap.add_argument("--max-steps", type=int, default=40,
+                    help="pruning steps at most (default: %(default)s, as joulesim prune)")
     ap.add_argument("--schedule", choices=["iterative", "recover"], default=None,
                     help="the pruning loop's fine-tune schedule (default: prune_encoder's)")
     ap.add_argument("--stages", type=int, metavar="N", default=None,
                     help="the pruning loop's stages (default: prune_encoder's)")
+    ap.add_argument("--closing", type=int, metavar="N", default=None,
+                    help="closing fine-tunes after the last stage (default: prune_encoder's)")
     ap.add_argument("--resume", action="store_true",
                     help="continue each config's run in --out from its last completed step; with a "
                     "larger --stages, a finished run goes on with the next stage (default: off)")
@@ -83,12 +87,14 @@ def main():
     args = ap.parse_args()
     if args.stages is not None and args.stages < 1:
         ap.error(f"--stages {args.stages}: must be at least 1")
+    if args.closing is not None and args.closing < 0:
+        ap.error(f"--closing {args.closing}: must be at least 0")
     if args.resume and (args.no_prune or args.probe_2of4_ffn):
         ap.error("--resume continues a pruning run; it does not go with --no-prune or --probe-2of4-ffn")
 
     import torch
 
-    from pruning.fidelity import (ENCODER_SCHEDULE, ENCODER_STAGES, FidelityTask,
+    from pruning.fidelity import (ENCODER_CLOSING, ENCODER_SCHEDULE, ENCODER_STAGES, FidelityTask,
                                   print_encoder_results, prune_encoder)
     from simulator.config import load_config
     from simulator.errors import JoulesimError
@@ -135,7 +141,9 @@ def main():
                                 max_fidelity_drop=args.max_fidelity_drop, max_steps=args.max_steps,
                                 seq_len=args.seq_len, sample_error=args.sample_error,
                                 schedule=args.schedule or ENCODER_SCHEDULE,
-                                stages=args.stages or ENCODER_STAGES, resume=args.resume)["energy-aware"]
+                                stages=args.stages or ENCODER_STAGES,
+                                closing=ENCODER_CLOSING if args.closing is None else args.closing,
+                                resume=args.resume)["energy-aware"]
             print_encoder_results({"energy-aware": res})
             sm = res.summary
             row.update(reduction_x=sm["energy_reduction_x"], fidelity=sm["fidelity_after"],

@@ -333,6 +333,34 @@ def test_a_finished_run_resumed_with_more_stages_goes_on_as_an_uninterrupted_one
         _staged(model, out, 2, stub=stub, resume=True)[0].run()
 
 
+def test_closing_finetunes_run_once_on_the_finished_model_and_a_resume_adds_only_the_missing(tmp_path):
+    model = mlp()
+    closed, stub = _staged(model, tmp_path / "closed", 3, gives_back=0.05, closing=2)
+    closed = closed.run()
+    finals, closing = closed.summary["final_finetunes"], closed.summary["closing_finetunes"]
+    last_kept = int(closed.history.loc[closed.history["accepted"], "step"].max())
+    assert [c["after_step"] for c in closing] == [last_kept, last_kept]
+    assert len(stub.finals) == len(finals) + 2                  # each closing one is a final fine-tune
+    assert len({seed for _, seed in stub.finals}) == len(stub.finals)
+    assert closing[0]["val_acc_before"] == finals[-1]["val_acc_after"]
+    assert closing[0]["val_acc_after"] == closing[1]["val_acc_before"]
+    assert closed.summary["val_acc_after"] == closing[1]["val_acc_after"] == stub.evaluate(closed.model)
+    assert closing[1]["val_acc_after"] > finals[-1]["val_acc_after"]       # the stub gives some back
+    assert f"closing fine-tune after step {last_kept}" in stop_line(closed.summary)
+    # a run without them, resumed asking for them, gets them and ends where `closed` did
+    out = tmp_path / "open"
+    plain, stub2 = _staged(model, out, 3, gives_back=0.05)
+    plain = plain.run()
+    assert plain.summary["closing_finetunes"] == [] and len(stub2.finals) == len(finals)
+    for _ in range(2):                                          # the second resume adds none
+        resumed = _staged(model, out, 3, stub=stub2, resume=True, closing=2)[0].run()
+        assert resumed.summary["closing_finetunes"] == closing
+        assert len(stub2.finals) == len(stub.finals)
+    cols = ["step", "layer", "detail", "accepted", "energy_after_uj", "val_acc_after"]
+    assert resumed.history[cols].equals(closed.history[cols])
+    assert resumed.summary["val_acc_after"] == closed.summary["val_acc_after"]
+
+
 def test_baselines_run_with_the_same_budget(dense_mlp, task):
     from pruning.baselines import global_magnitude, uniform_channel
     for fn, ladder in ((global_magnitude, (0.5, 0.8)), (uniform_channel, (0.25, 0.5))):

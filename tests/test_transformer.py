@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from conftest import make_config, one_line_error, run_cli
 from pruning.candidates import BY_NAME, GRANULARITIES, Context
-from pruning.fidelity import ENCODER_SCHEDULE, ENCODER_STAGES, FidelityTask, prune_encoder
+from pruning.fidelity import ENCODER_CLOSING, ENCODER_SCHEDULE, ENCODER_STAGES, FidelityTask, prune_encoder
 from pruning.importance import CalibrationStats
 from pruning.training import FinetuneSettings
 from pruning.reconstruction import REFIT_RIDGE, input_gram, obs_prune, refit
@@ -532,5 +532,7 @@ def test_cli_prunes_a_text_model_with_the_fidelity_budget(tmp_path):
     assert r.exit_code == 0, r.output
     assert "fidelity" in r.output and (tmp_path / "breakdown.csv").is_file()
     summary = json.loads((tmp_path / "summary.json").read_text())   # the encoder's loop defaults
-    assert (summary["schedule"], json.loads((tmp_path / "run.json").read_text())["stages"]) == \
-        (ENCODER_SCHEDULE, ENCODER_STAGES)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert (summary["schedule"], run["stages"], run["closing"]) == \
+        (ENCODER_SCHEDULE, ENCODER_STAGES, ENCODER_CLOSING)
+    assert len(summary["closing_finetunes"]) == ENCODER_CLOSING
