@@ -79,7 +79,8 @@ from simulator.errors import JoulesimError
                    "history.csv, candidates.csv, summary.json, trajectory.png, checkpoint.pt.")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out from its last completed step; with a larger "
-                   "--stages, a finished run goes on with the next stage.")
+                   "--stages or --closing, a finished run goes on with the next stage or the "
+                   "missing closing fine-tunes.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the fine-tune batches and dropout (a resumed run reproduces an uninterrupted one).")
 @click.pass_context

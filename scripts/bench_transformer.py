@@ -78,7 +78,8 @@ def main():
                     help="closing fine-tunes after the last stage (default: prune_encoder's)")
     ap.add_argument("--resume", action="store_true",
                     help="continue each config's run in --out from its last completed step; with a "
-                    "larger --stages, a finished run goes on with the next stage (default: off)")
+                    "larger --stages or --closing, a finished run goes on with the next stage or the "
+                    "missing closing fine-tunes (default: off)")
     ap.add_argument("--no-prune", action="store_true", help="simulation timings and energies only")
     ap.add_argument("--probe-2of4-ffn", action="store_true",
                     help="instead of pruning: 2:4 on every FFN Linear at once, energy x and fidelity")

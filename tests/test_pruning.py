@@ -2,6 +2,7 @@
 runs resume exactly, results reload without the pruning package."""
 import copy
 import json
+import shutil
 import subprocess
 import sys
 
@@ -317,8 +318,10 @@ def test_a_later_stage_keeps_ruled_out_the_steps_that_cost_more_than_its_whole_b
     assert reopened_and_taken                                    # and a cheap undone step came back
 
 
-def test_a_finished_run_resumed_with_more_stages_goes_on_as_an_uninterrupted_one(staged_runs):
-    model, out, stub, one = staged_runs[1]      # continued in place: the one-stage run's last test
+def test_a_finished_run_resumed_with_more_stages_goes_on_as_an_uninterrupted_one(staged_runs, tmp_path):
+    model, done, stub, one = staged_runs[1]
+    out, stub = tmp_path / "more", copy.deepcopy(stub)      # the one-stage run, continued in a copy
+    shutil.copytree(done, out)
     fresh = staged_runs[3][3]
     assert len(fresh.history) > len(one.history)        # the later stages took steps
     with pytest.raises(JoulesimError, match="that run used seed 0, this one 1"):
