@@ -50,7 +50,7 @@ EMBED_BATCH = 64
 # three stages 1.37x; on the TPU-like array iterative 1.32x, recover in three stages 1.47x (each
 # later stage keeps the steps too costly for its budget ruled out) at test fidelity 0.9806,
 # four 1.49x at 0.97999, five 1.51x at 0.97992 and, with one closing fine-tune, 1.51x at
-# 0.9801 (2026-12-04, the later stages resumed from the three-stage run); docs/transformers.md.
+# 0.9801 (2026-12-04, stages 4 and 5 resumed from the three-stage run); docs/transformers.md.
 ENCODER_SCHEDULE = "recover"
 ENCODER_STAGES = 5
 ENCODER_CLOSING = 1
