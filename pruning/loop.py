@@ -61,6 +61,10 @@ def parse_granularities(spec) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _undone_steps(n: int) -> str:
+    return f"{n} undone step{'s' * (n != 1)}"
+
+
 def model_digest(model: nn.Module) -> str:
     h = hashlib.blake2b(digest_size=12)
     for k, v in model.state_dict().items():
@@ -189,8 +193,12 @@ class EnergyAwarePruner:
                                 f"stages {self.stages} cannot take it back (give {state['stage']} or more)")
         state.setdefault("closing_finetunes", [])
         if (old.get("stages", 1), old.get("closing", 0)) != (self.stages, self.closing):
-            atomic_write(run_file, lambda p: Path(p).write_text(json.dumps(self.fingerprint, indent=2) + "\n"))
+            self._write_run_file()
         return state
+
+    def _write_run_file(self) -> None:
+        atomic_write(self.out_dir / RUN_FILE,
+                     lambda p: Path(p).write_text(json.dumps(self.fingerprint, indent=2) + "\n"))
 
     def _save(self, state: dict) -> None:
         if self.out_dir is None:
@@ -203,8 +211,7 @@ class EnergyAwarePruner:
             return self._check_resume()
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.out_dir / RUN_FILE,
-                         lambda p: Path(p).write_text(json.dumps(self.fingerprint, indent=2) + "\n"))
+            self._write_run_file()
         dense = self.meter.measure(self.model)
         acc = self.evaluate(self.model)
         state = {"step": 0, "model": self.model, "dense_model": copy.deepcopy(self.model),
@@ -302,7 +309,7 @@ class EnergyAwarePruner:
         admissible = [r for r in rows if r["score"] is not None]
         if not admissible:
             n = len(state["blocked"])
-            ruled_out = f" ({n} undone step{'s' * (n != 1)} ruled out)" if n else ""
+            ruled_out = f" ({_undone_steps(n)} ruled out)" if n else ""
             return (f"no candidate saves at least {self.min_saving:.1%} of the dense energy on "
                     f"{self.meter.cfg.name}{ruled_out}")
         best = max(admissible, key=lambda r: r["score"])
@@ -360,7 +367,7 @@ class EnergyAwarePruner:
         kept = self._reopen(state)
         self._save(state)
         if console:
-            still = (f"; {kept} undone step{'s' * (kept != 1)} cost more than the "
+            still = (f"; {_undone_steps(kept)} cost more than the "
                      f"{100 * self._budget_left(state):.2f} pt left and stay ruled out" if kept else "")
             console.print(f"stage {state['stage']}: going on from the fine-tuned model{still}")
         return True
@@ -410,19 +417,26 @@ class EnergyAwarePruner:
         if self.final_finetune is None or not any(h["accepted"] for h in state["history"][since:]):
             return False
         stage = f" (stage {state['stage']})" if self.stages > 1 else ""
+        self._refinetune(state, self.seed + FINAL_SEED_OFFSET + len(done), self.evaluate(state["model"]),
+                         done, {"stage": state["stage"], "after_step": state["step"]},
+                         f"final fine-tune{stage}", f"final fine-tune of the pruned model{stage}",
+                         bar, task, console)
+        return True
+
+    def _refinetune(self, state: dict, seed: int, before: float, record: list, entry: dict,
+                    label: str, bar_text: str, bar, task, console) -> None:
+        """Run the final fine-tune once more on the current model, masks kept; appends `entry`
+        with the validation accuracy before and after to `record` and saves the state."""
         if bar:
-            bar.update(task, description=f"final fine-tune of the pruned model{stage}")
-        before = self.evaluate(state["model"])
-        self.final_finetune(state["model"], state["masks"], self.seed + FINAL_SEED_OFFSET + len(done))
+            bar.update(task, description=bar_text)
+        self.final_finetune(state["model"], state["masks"], seed)
         apply_masks(state["model"], state["masks"])
         state["finetune_calls"] += 1
         state["val_acc"] = self.evaluate(state["model"])
-        done.append({"stage": state["stage"], "after_step": state["step"], "val_acc_before": before,
-                     "val_acc_after": state["val_acc"]})
+        record.append({**entry, "val_acc_before": before, "val_acc_after": state["val_acc"]})
         self._save(state)
         if console:
-            console.print(f"final fine-tune{stage}: val acc {before:.2%} -> {state['val_acc']:.2%}")
-        return True
+            console.print(f"{label}: val acc {before:.2%} -> {state['val_acc']:.2%}")
 
     def _close(self, state: dict, bar, task, console) -> None:
         """The closing fine-tunes of the finished model: the final fine-tune `closing` times
@@ -433,17 +447,9 @@ class EnergyAwarePruner:
             return
         closed = state["closing_finetunes"]
         while sum(c["after_step"] == kept[-1] for c in closed) < self.closing:
-            if bar:
-                bar.update(task, description="closing fine-tune of the pruned model")
-            before = state["val_acc"]
-            self.final_finetune(state["model"], state["masks"], self.seed + CLOSING_SEED_OFFSET + len(closed))
-            apply_masks(state["model"], state["masks"])
-            state["finetune_calls"] += 1
-            state["val_acc"] = self.evaluate(state["model"])
-            closed.append({"after_step": kept[-1], "val_acc_before": before, "val_acc_after": state["val_acc"]})
-            self._save(state)
-            if console:
-                console.print(f"closing fine-tune: val acc {before:.2%} -> {state['val_acc']:.2%}")
+            self._refinetune(state, self.seed + CLOSING_SEED_OFFSET + len(closed), state["val_acc"],
+                             closed, {"after_step": kept[-1]}, "closing fine-tune",
+                             "closing fine-tune of the pruned model", bar, task, console)
 
     def _result(self, state: dict, wall_s: float) -> PruneResult:
         dense, model = state["dense_model"], state["model"]

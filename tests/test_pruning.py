@@ -232,6 +232,9 @@ class _RecoveringTask:
         self.finals.append((self.base, seed))
 
 
+STAGE_COLS = ["step", "layer", "detail", "accepted", "energy_after_uj", "val_acc_after"]   # of history
+
+
 def _staged(model, tmp_path, stages, gives_back=1.0, stub=None, **kw):
     stub = stub or _RecoveringTask(model, gives_back)
     pruner = EnergyAwarePruner(copy.deepcopy(model), make_config(),
@@ -259,8 +262,7 @@ def test_a_later_stage_goes_on_from_the_final_finetune_with_the_budget_it_freed(
     *_, stub2, two = staged_runs[3]
     assert len(stub1.finals) == 1 and len(stub2.finals) == 2       # stage 3 kept nothing: no third
     first = two.summary["final_finetunes"][0]["after_step"]
-    cols = ["step", "layer", "detail", "accepted", "energy_after_uj", "val_acc_after"]
-    assert two.history[cols].head(first).equals(one.history[cols])  # stage 1 is the one-stage run
+    assert two.history[STAGE_COLS].head(first).equals(one.history[STAGE_COLS])  # stage 1 is the one-stage run
     later = two.history.iloc[first:]
     assert later["accepted"].any()
     assert (later.loc[later["accepted"], "val_acc_after"] >= 1 - 0.3).all()
@@ -283,7 +285,7 @@ def test_a_later_stage_goes_on_from_the_final_finetune_with_the_budget_it_freed(
     resumed, stub3 = _staged(model, tmp_path / "cut", 3, resume=True)
     stub3.base = stub2.finals[0][0]                 # the stub's own state as the cut run left it
     resumed = resumed.run()
-    assert resumed.history[cols].equals(two.history[cols])
+    assert resumed.history[STAGE_COLS].equals(two.history[STAGE_COLS])
     assert resumed.summary["final_finetunes"] == two.summary["final_finetunes"]
     with pytest.raises(JoulesimError, match="stages 0"):
         _staged(model, tmp_path / "zero", 0)
@@ -327,8 +329,7 @@ def test_a_finished_run_resumed_with_more_stages_goes_on_as_an_uninterrupted_one
     with pytest.raises(JoulesimError, match="that run used seed 0, this one 1"):
         _staged(model, out, 3, stub=stub, resume=True, seed=1)[0].run()
     more = _staged(model, out, 3, stub=stub, resume=True)[0].run()
-    cols = ["step", "layer", "detail", "accepted", "energy_after_uj", "val_acc_after"]
-    assert more.history[cols].equals(fresh.history[cols])
+    assert more.history[STAGE_COLS].equals(fresh.history[STAGE_COLS])
     for key in ("energy_after_uj", "val_acc_after", "stages", "final_finetunes", "stop_reason"):
         assert more.summary[key] == fresh.summary[key], key
     assert json.loads((out / "run.json").read_text())["stages"] == 3
@@ -359,8 +360,7 @@ def test_closing_finetunes_run_once_on_the_finished_model_and_a_resume_adds_only
         resumed = _staged(model, out, 3, stub=stub2, resume=True, closing=2)[0].run()
         assert resumed.summary["closing_finetunes"] == closing
         assert len(stub2.finals) == len(stub.finals)
-    cols = ["step", "layer", "detail", "accepted", "energy_after_uj", "val_acc_after"]
-    assert resumed.history[cols].equals(closed.history[cols])
+    assert resumed.history[STAGE_COLS].equals(closed.history[STAGE_COLS])
     assert resumed.summary["val_acc_after"] == closed.summary["val_acc_after"]
 
 
